@@ -1,0 +1,256 @@
+#include "core/config.hpp"
+
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+
+namespace tollgate::core {
+namespace {
+
+constexpr std::string_view api_key_env_setting = "TOLLGATE_UPSTREAM_API_KEY_ENV";
+
+// Returns an error message, or "" when the value was applied.
+using apply_fn = std::string (*)(config&, std::string_view);
+using show_fn = std::string (*)(const config&);
+
+struct entry {
+  setting doc;
+  apply_fn apply;
+  show_fn show;
+};
+
+std::optional<std::uint64_t> parse_unsigned(std::string_view text) {
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+std::string parse_bounded(std::string_view text, std::uint64_t min, std::uint64_t max, std::uint64_t& out) {
+  auto value = parse_unsigned(text);
+  if (!value) return "expected a whole number, got \"" + std::string(text) + "\"";
+  if (*value < min || *value > max)
+    return "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + std::string(text);
+  out = *value;
+  return {};
+}
+
+template <class Duration>
+std::string parse_duration(std::string_view text, Duration& out, std::uint64_t max) {
+  std::uint64_t value = 0;
+  if (auto err = parse_bounded(text, 1, max, value); !err.empty()) return err;
+  out = Duration(value);
+  return {};
+}
+
+std::string parse_size(std::string_view text, std::size_t& out, std::uint64_t min, std::uint64_t max) {
+  std::uint64_t value = 0;
+  if (auto err = parse_bounded(text, min, max, value); !err.empty()) return err;
+  out = static_cast<std::size_t>(value);
+  return {};
+}
+
+std::string parse_bool(std::string_view text, bool& out) {
+  if (text == "true" || text == "1" || text == "yes" || text == "on") { out = true; return {}; }
+  if (text == "false" || text == "0" || text == "no" || text == "off") { out = false; return {}; }
+  return "expected true or false, got \"" + std::string(text) + "\"";
+}
+
+std::string parse_host_port(std::string_view text, host_port& out) {
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return "expected [ipv6]:port, got \"" + std::string(text) + "\"";
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon)
+      return "expected host:port, got \"" + std::string(text) + "\"";
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty()) return "missing host in \"" + std::string(text) + "\"";
+  std::uint64_t number = 0;
+  if (auto err = parse_bounded(port, 0, 65535, number); !err.empty()) return "port " + err;
+  out.host = std::string(host);
+  out.port = static_cast<std::uint16_t>(number);
+  return {};
+}
+
+std::string parse_upstream_url(std::string_view text, upstream_url& out) {
+  auto parsed = boost::urls::parse_absolute_uri(text);
+  if (!parsed) return "not an absolute URL: \"" + std::string(text) + "\"";
+  const auto& url = *parsed;
+  upstream_url result;
+  if (url.scheme() == "https") {
+    result.tls = true;
+  } else if (url.scheme() != "http") {
+    return "scheme must be http or https, got \"" + std::string(url.scheme()) + "\"";
+  }
+  if (url.encoded_host().empty()) return "missing host in \"" + std::string(text) + "\"";
+  if (url.has_query() || url.has_fragment()) return "must not have a query or fragment";
+  if (url.has_userinfo()) return "must not carry credentials; use the API key variable";
+  // Decoded, and without the brackets an IPv6 literal wears inside a URL.
+  result.host = url.host_address();
+  if (url.has_port()) {
+    if (url.port_number() == 0) return "port must not be 0";
+    result.port = url.port_number();
+  } else {
+    result.port = result.tls ? 443 : 80;
+  }
+  std::string_view path = url.encoded_path();
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  result.base_path = std::string(path);
+  out = std::move(result);
+  return {};
+}
+
+std::string show_ms(std::chrono::milliseconds value) { return std::to_string(value.count()); }
+
+// The one table. Defaults are strings so that --help prints exactly what the loader parses.
+const std::vector<entry>& entries() {
+  static const std::vector<entry> table = {
+      {{"TOLLGATE_LISTEN", "127.0.0.1:8080",
+        "Address for the OpenAI-compatible API (host:port or [ipv6]:port). Loopback by default: tollgate is a sidecar."},
+       [](config& c, std::string_view v) { return parse_host_port(v, c.listen); },
+       [](const config& c) { return c.listen.to_string(); }},
+      {{"TOLLGATE_WORKERS", "0",
+        "Worker threads, each with its own event loop and SO_REUSEPORT acceptor. 0 = one per CPU core."},
+       [](config& c, std::string_view v) {
+         std::uint64_t n = 0;
+         auto err = parse_bounded(v, 0, 256, n);
+         c.workers = static_cast<unsigned>(n);
+         return err;
+       },
+       [](const config& c) { return std::to_string(c.workers); }},
+      {{"TOLLGATE_METRICS_LISTEN", "0.0.0.0:9464",
+        "Address of the operations listener: /metrics, /healthz, /readyz."},
+       [](config& c, std::string_view v) { return parse_host_port(v, c.metrics_listen); },
+       [](const config& c) { return c.metrics_listen.to_string(); }},
+      {{"TOLLGATE_UPSTREAM_URL", "https://api.openai.com/v1",
+        "Base URL of the OpenAI-compatible upstream (OpenAI, vLLM, Ollama /v1, ...). http or https."},
+       [](config& c, std::string_view v) { return parse_upstream_url(v, c.upstream); },
+       [](const config& c) { return c.upstream.to_string(); }},
+      {{api_key_env_setting, "OPENAI_API_KEY",
+        "Name of the environment variable holding the upstream API key. When that variable is unset, the "
+        "client's own Authorization header is passed through."},
+       [](config& c, std::string_view v) {
+         if (v.empty()) return std::string("must name an environment variable");
+         c.upstream_api_key_env = std::string(v);
+         return std::string();
+       },
+       [](const config& c) { return c.upstream_api_key_env; }},
+      {{"TOLLGATE_UPSTREAM_CONNECT_TIMEOUT_MS", "5000",
+        "Time allowed for DNS, TCP connect and TLS handshake to the upstream."},
+       [](config& c, std::string_view v) { return parse_duration(v, c.upstream_connect_timeout, 3'600'000); },
+       [](const config& c) { return show_ms(c.upstream_connect_timeout); }},
+      {{"TOLLGATE_UPSTREAM_TIMEOUT_MS", "300000",
+        "Time allowed until the upstream's response header arrives; then 504. Non-streaming LLM calls send "
+        "nothing until generation ends, so this is generous."},
+       [](config& c, std::string_view v) { return parse_duration(v, c.upstream_timeout, 86'400'000); },
+       [](const config& c) { return show_ms(c.upstream_timeout); }},
+      {{"TOLLGATE_STREAM_IDLE_TIMEOUT_MS", "60000",
+        "Longest silence allowed between two pieces of a response body (re-armed on every read). A streamed "
+        "response that goes silent this long ends with an SSE error event."},
+       [](config& c, std::string_view v) { return parse_duration(v, c.stream_idle_timeout, 86'400'000); },
+       [](const config& c) { return show_ms(c.stream_idle_timeout); }},
+      {{"TOLLGATE_CLIENT_IDLE_TIMEOUT_MS", "60000",
+        "How long an idle keep-alive client connection is kept, and how long a client may refuse to read "
+        "before tollgate gives up on it."},
+       [](config& c, std::string_view v) { return parse_duration(v, c.client_idle_timeout, 86'400'000); },
+       [](const config& c) { return show_ms(c.client_idle_timeout); }},
+      {{"TOLLGATE_DRAIN_TIMEOUT_S", "20",
+        "On SIGTERM: how long in-flight requests may take to finish before tollgate exits anyway."},
+       [](config& c, std::string_view v) { return parse_duration(v, c.drain_timeout, 3600); },
+       [](const config& c) { return std::to_string(c.drain_timeout.count()); }},
+      {{"TOLLGATE_MAX_BODY_BYTES", "4194304", "Largest accepted request body; larger ones get 413."},
+       [](config& c, std::string_view v) { return parse_size(v, c.max_body_bytes, 1024, 1ULL << 30); },
+       [](const config& c) { return std::to_string(c.max_body_bytes); }},
+      {{"TOLLGATE_MAX_SSE_EVENT_BYTES", "1048576",
+        "Largest single server-sent event relayed; a bigger one is dropped and counted."},
+       [](config& c, std::string_view v) { return parse_size(v, c.max_sse_event_bytes, 1024, 1ULL << 30); },
+       [](const config& c) { return std::to_string(c.max_sse_event_bytes); }},
+      {{"TOLLGATE_UPSTREAM_POOL_SIZE", "64", "Idle keep-alive upstream connections kept per worker."},
+       [](config& c, std::string_view v) { return parse_size(v, c.upstream_pool_size, 0, 100'000); },
+       [](const config& c) { return std::to_string(c.upstream_pool_size); }},
+      {{"TOLLGATE_ACCESS_LOG", "true", "One JSON line per request on stdout."},
+       [](config& c, std::string_view v) { return parse_bool(v, c.access_log); },
+       [](const config& c) { return std::string(c.access_log ? "true" : "false"); }},
+  };
+  return table;
+}
+
+}  // namespace
+
+std::string host_port::to_string() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::string upstream_url::to_string() const {
+  std::string text = tls ? "https://" : "http://";
+  bool ipv6 = host.find(':') != std::string::npos;
+  if (ipv6) text += '[';
+  text += host;
+  if (ipv6) text += ']';
+  if (port != (tls ? 443 : 80)) text += ":" + std::to_string(port);
+  return text + base_path;
+}
+
+std::span<const setting> settings() {
+  static const std::vector<setting> docs = [] {
+    std::vector<setting> out;
+    for (const auto& e : entries()) out.push_back(e.doc);
+    return out;
+  }();
+  return docs;
+}
+
+boost::system::result<config, config_error> load_config(const env_lookup& env, unsigned cpu_count) {
+  config cfg;
+  for (const auto& e : entries()) {
+    auto value = env(e.doc.name);
+    std::string text = value ? *value : std::string(e.doc.default_value);
+    if (auto err = e.apply(cfg, text); !err.empty())
+      return config_error{std::string(e.doc.name), std::move(err)};
+  }
+  if (cfg.workers == 0) cfg.workers = std::max(1u, cpu_count);
+  if (auto key = env(cfg.upstream_api_key_env)) cfg.upstream_api_key = *key;
+  return cfg;
+}
+
+std::vector<std::string> describe(const config& cfg) {
+  std::vector<std::string> lines;
+  for (const auto& e : entries()) lines.push_back(std::string(e.doc.name) + "=" + e.show(cfg));
+  lines.push_back(cfg.upstream_api_key_env + "=" + mask_secret(cfg.upstream_api_key));
+  return lines;
+}
+
+std::vector<std::string> unknown_variables(std::span<const std::string> environment_names) {
+  std::vector<std::string> unknown;
+  for (const auto& name : environment_names) {
+    if (!name.starts_with("TOLLGATE_")) continue;
+    bool known = std::any_of(entries().begin(), entries().end(),
+                             [&](const entry& e) { return e.doc.name == name; });
+    if (!known) unknown.push_back(name);
+  }
+  return unknown;
+}
+
+std::string mask_secret(std::string_view secret) {
+  if (secret.empty()) return "(unset)";
+  std::string masked;
+  if (secret.size() >= 12) {
+    masked = std::string(secret.substr(0, 3)) + "…" + std::string(secret.substr(secret.size() - 4));
+  } else {
+    masked = "…";
+  }
+  return masked + " (" + std::to_string(secret.size()) + " chars)";
+}
+
+}  // namespace tollgate::core

@@ -1,0 +1,122 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tollgate::core {
+
+// Locating one top-level member of a JSON object by scanning its structure, without parsing
+// or reserialising it: the bytes around the member stay exactly as the provider sent them.
+//
+// Scope of validation: the scan checks structure (strings and escapes, bracket nesting and
+// matching, key/colon/value/comma order) up to the end of the member it returns, and no
+// further. Scalars are accepted as any run of [A-Za-z0-9+-.] without checking their spelling.
+// It is meant for provider output, not as a JSON validator.
+//
+// Keys are compared after unescaping: "us\u0061ge" matches usage, as a JSON parser would see
+// it. Keys with invalid escapes never match.
+//
+// Nesting deeper than max_json_depth counts as malformed.
+inline constexpr std::size_t max_json_depth = 512;
+
+struct member_span {
+  // Erasing [erase_begin, erase_end) removes the member and exactly one adjacent comma,
+  // leaving valid JSON:
+  //   first or middle member: from its key's opening quote up to the next key's opening quote
+  //                           (its own comma and the whitespace after it go too);
+  //   last of several:        from the preceding comma up to the end of its value;
+  //   only member:            from its key's opening quote up to the end of its value.
+  std::size_t erase_begin, erase_end;
+  std::size_t value_begin, value_end;  // the member's value text
+};
+
+// First member named `key` at depth 1 of `object_text` (never a nested one, never text inside
+// strings). nullopt if absent or if the text is not an object.
+std::optional<member_span> find_top_level_member(std::string_view object_text,
+                                                 std::string_view key) noexcept;
+
+namespace detail {
+
+// The scanner behind both entry points: a byte-driven state machine that can stop at any
+// byte and resume with the next chunk. Offsets are absolute across chunks.
+class member_scanner {
+ public:
+  enum class outcome : std::uint8_t { scanning, found, absent, malformed };
+
+  // `base` is the absolute offset of chunk[0]. With `last` the text ends with this chunk.
+  void run(std::string_view chunk, std::size_t base, std::string_view key, bool last) noexcept;
+  void stop_at_value_end(bool on) noexcept { stop_at_value_end_ = on; }
+  // Sizes the buffer for keys split across chunks up front, so run() never allocates.
+  void reserve_key(std::size_t key_size);
+  void reset() noexcept;
+
+  outcome result() const noexcept { return outcome_; }
+  bool value_started() const noexcept { return value_started_; }  // of the matching member
+  bool value_ended() const noexcept { return value_ended_; }
+  std::size_t value_begin() const noexcept { return value_begin_; }
+  std::size_t value_end() const noexcept { return value_end_; }
+  std::size_t erase_begin() const noexcept { return erase_begin_; }
+  std::size_t erase_end() const noexcept { return erase_end_; }
+
+ private:
+  enum class state : std::uint8_t {
+    before_object, before_first_key, before_key, in_key, before_colon, before_value,
+    in_string, in_scalar, in_container, after_value, after_comma,
+  };
+  bool push(bool is_object) noexcept;
+  bool pop(bool is_object) noexcept;
+  void end_value(std::size_t at) noexcept;
+  void fail() noexcept { outcome_ = outcome::malformed; }
+
+  state state_ = state::before_object;
+  outcome outcome_ = outcome::scanning;
+  bool escape_ = false;            // inside a string, the previous byte was a backslash
+  bool container_string_ = false;  // in_container: currently inside a string
+  bool matched_ = false;           // the current member's key equals the one sought
+  bool value_started_ = false;
+  bool value_ended_ = false;
+  bool stop_at_value_end_ = false;
+  bool key_spans_ = false;  // the current key began in an earlier chunk: its text is in key_buf_
+  bool key_too_long_ = false;
+  std::size_t depth_ = 0;  // of brackets inside a container value
+  std::array<std::uint64_t, max_json_depth / 64> kinds_{};  // 1 bit per level: object or array
+  std::size_t key_begin_ = 0;
+  std::size_t prev_comma_ = 0;
+  bool has_prev_comma_ = false;
+  std::size_t value_begin_ = 0, value_end_ = 0, erase_begin_ = 0, erase_end_ = 0;
+  std::string key_buf_;  // only for keys split across chunks; bounded, see reserve_key()
+};
+
+}  // namespace detail
+
+// The same search over a body that arrives in pieces and must not be buffered whole. Only the
+// value's bytes are copied, at most max_value_bytes of them. Not thread-safe.
+class top_level_member_capture {
+ public:
+  explicit top_level_member_capture(std::string key, std::size_t max_value_bytes = 64 * 1024);
+
+  void feed(std::string_view bytes) noexcept;  // pieces after complete() or done() are ignored
+  bool complete() const noexcept { return complete_; }  // the value was seen in full
+  // The value's text once complete(), else empty. Valid until the next reset() or destruction.
+  std::string_view value() const noexcept { return complete_ ? std::string_view(value_) : ""; }
+  // The value exceeded max_value_bytes (or memory ran out copying it): given up.
+  bool overflowed() const noexcept { return overflowed_; }
+  // The outcome is settled (complete, absent, malformed or overflowed): stop feeding.
+  bool done() const noexcept;
+  void reset() noexcept;
+
+ private:
+  std::string key_;
+  std::size_t max_value_bytes_;
+  detail::member_scanner scanner_;
+  std::string value_;
+  std::size_t offset_ = 0;  // absolute offset of the next byte fed
+  bool complete_ = false;
+  bool overflowed_ = false;
+};
+
+}  // namespace tollgate::core

@@ -1,0 +1,37 @@
+#pragma once
+
+#include "proxy/request_context.hpp"
+
+#include <string>
+
+namespace tollgate::proxy {
+
+// One JSON line per request. Each worker owns one and buffers lines; flush() hands them to
+// the file descriptor in whole lines of at most PIPE_BUF bytes, which the kernel writes
+// atomically to a pipe, so lines from different workers never interleave.
+// Never writes API keys, headers or message content.
+class access_log {
+ public:
+  access_log(int fd, bool enabled) : fd_(fd), enabled_(enabled) {}
+  access_log(const access_log&) = delete;
+  access_log& operator=(const access_log&) = delete;
+  ~access_log() { flush(); }
+
+  void record(const request_context& ctx);
+  void flush() noexcept;
+  bool wants_flush() const noexcept { return buffer_.size() >= flush_threshold; }
+
+ private:
+  static constexpr std::size_t flush_threshold = 32 * 1024;
+  int fd_;
+  bool enabled_;
+  std::string buffer_;
+};
+
+// Appends text as a JSON string literal, quotes included.
+void append_json_string(std::string& out, std::string_view text);
+
+// {"event":...} line for lifecycle events, written directly (not on the hot path).
+void write_event_line(int fd, const std::string& json_object_text) noexcept;
+
+}  // namespace tollgate::proxy

@@ -1,0 +1,91 @@
+#include "proxy/ops_server.hpp"
+
+#include "proxy/http_out.hpp"
+
+#include <stdexcept>
+
+namespace tollgate::proxy {
+
+ops_server::ops_server(handlers h) : handlers_(std::move(h)), acceptor_(io_) {}
+
+ops_server::~ops_server() { stop(); }
+
+void ops_server::listen(const tcp::endpoint& endpoint) {
+  error_code ec;
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + endpoint.address().to_string() + ":" +
+                             std::to_string(endpoint.port()) + " (TOLLGATE_METRICS_LISTEN): " + ec.message());
+  }
+}
+
+void ops_server::start() {
+  net::co_spawn(io_, accept_loop(), net::detached);
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+void ops_server::stop() {
+  if (!thread_.joinable()) return;
+  net::post(io_, [this] {
+    error_code ignored;
+    acceptor_.close(ignored);
+    io_.stop();
+  });
+  thread_.join();
+}
+
+net::awaitable<void> ops_server::accept_loop() {
+  while (acceptor_.is_open()) {
+    auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+    if (ec == net::error::operation_aborted || !acceptor_.is_open()) break;
+    if (ec) continue;
+    net::co_spawn(io_, serve(std::move(socket)), net::detached);
+  }
+}
+
+net::awaitable<void> ops_server::serve(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request<http::empty_body> request;
+    stream.expires_after(std::chrono::seconds(30));
+    auto [ec, n] = co_await http::async_read(stream, buffer, request, use_nothrow);
+    if (ec) break;
+    std::string_view path = request.target().substr(0, request.target().find('?'));
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    if (request.method() != http::verb::get && request.method() != http::verb::head) {
+      status = 405;
+      body = R"({"error":{"message":"use GET","type":"invalid_request_error","param":null,"code":"method_not_allowed"}})";
+    } else if (path == "/metrics") {
+      content_type = "text/plain; version=0.0.4; charset=utf-8";
+      body = handlers_.render_metrics();
+    } else if (path == "/healthz") {
+      body = R"({"status":"ok"})";
+    } else if (path == "/readyz") {
+      bool ready = handlers_.ready();
+      status = ready ? 200 : 503;
+      body = ready ? R"({"status":"ready"})" : R"({"status":"not ready"})";
+    } else {
+      status = 404;
+      body = R"({"error":{"message":"not found: the operations listener serves /metrics, /healthz and /readyz","type":"invalid_request_error","param":null,"code":"not_found"}})";
+    }
+    bool keep_alive = request.keep_alive();
+    std::string response;
+    http_out::begin_head(response, status, keep_alive, "");
+    http_out::add_header(response, "Content-Type", content_type);
+    http_out::end_head_with_length(response, body.size());
+    if (request.method() != http::verb::head) response += body;
+    stream.expires_after(std::chrono::seconds(30));
+    auto [write_ec, written] = co_await net::async_write(stream, net::buffer(response), use_nothrow);
+    if (write_ec || !keep_alive) break;
+  }
+  error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+}  // namespace tollgate::proxy

@@ -1,0 +1,44 @@
+#pragma once
+
+#include "adapters/openai.hpp"
+#include "core/errors.hpp"
+#include "proxy/stats.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace tollgate::proxy {
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+// Everything known about one request as it moves through admit -> route -> translate ->
+// relay -> account. Owned by the session, passed by reference to each phase.
+struct request_context {
+  std::string id;
+  std::string method;
+  std::string path;  // target without the query string
+  std::uint8_t route = unknown_route;
+  std::string model;
+  std::uint32_t model_id = worker_stats::other_model;
+  bool stream = false;
+
+  steady_time started{};
+  steady_time upstream_sent{};
+  steady_time upstream_first_byte{};
+  steady_time finished{};
+
+  int status = 0;           // what the client got (499 when it hung up first)
+  int upstream_status = 0;  // 0 when no upstream response header arrived
+  std::optional<core::error_kind> error;
+  std::optional<adapters::openai::usage> usage;
+  bool usage_estimated = false;  // the stream ended before the upstream reported usage
+  std::uint64_t prompt_tokens_estimate = 0;
+  std::uint64_t output_chunks = 0;  // streamed chunks that carried generated text
+  bool stream_completed = false;  // the upstream's stream ended with [DONE]
+  std::uint64_t events_relayed = 0;
+  std::uint64_t response_bytes = 0;
+};
+
+}  // namespace tollgate::proxy

@@ -1,0 +1,195 @@
+#include "proxy/stats.hpp"
+
+#include "adapters/openai.hpp"
+
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+namespace tollgate::proxy {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+std::string route_name(std::uint8_t route) {
+  if (route == unknown_route) return "other";
+  return std::string(adapters::openai::route_label(static_cast<adapters::openai::endpoint>(route)));
+}
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+ClientMetric labelled(std::vector<ClientMetric::Label> labels) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  return metric;
+}
+
+ClientMetric scalar(MetricType type, double value, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric metric = labelled(std::move(labels));
+  if (type == MetricType::Counter) metric.counter.value = value;
+  else metric.gauge.value = value;
+  return metric;
+}
+
+ClientMetric histogram(const histogram_data& data) {
+  ClientMetric metric;
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < latency_buckets_seconds.size(); ++i) {
+    cumulative += data.counts[i];
+    metric.histogram.bucket.push_back({cumulative, latency_buckets_seconds[i]});
+  }
+  cumulative += data.counts.back();
+  metric.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+  metric.histogram.sample_count = data.count;
+  metric.histogram.sample_sum = data.sum;
+  return metric;
+}
+
+}  // namespace
+
+void histogram_data::observe(double seconds) noexcept {
+  auto bucket = std::lower_bound(latency_buckets_seconds.begin(), latency_buckets_seconds.end(), seconds);
+  ++counts[static_cast<std::size_t>(bucket - latency_buckets_seconds.begin())];
+  sum += seconds;
+  ++count;
+}
+
+void histogram_data::merge(const histogram_data& other) noexcept {
+  for (std::size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
+  sum += other.sum;
+  count += other.count;
+}
+
+worker_stats::worker_stats() { model_names.emplace_back("other"); }
+
+std::uint32_t worker_stats::model_id(std::string_view model) {
+  if (auto it = model_ids_.find(model); it != model_ids_.end()) return it->second;
+  if (model_names.size() > max_models) return other_model;
+  auto id = static_cast<std::uint32_t>(model_names.size());
+  model_names.emplace_back(model);
+  model_ids_.emplace(std::string(model), id);
+  return id;
+}
+
+void worker_stats::count_request(std::uint8_t route, std::uint32_t model, int status) {
+  ++requests[pack(route, model, status)];
+}
+
+void worker_stats::count_tokens(std::uint32_t model, std::uint64_t prompt, std::uint64_t completion,
+                                std::uint64_t cached) {
+  auto& counts = tokens[model];
+  counts.prompt += prompt;
+  counts.completion += completion;
+  counts.cached += cached;
+}
+
+std::string render_metrics(const std::vector<worker_stats>& snapshots, const process_state& process) {
+  // Workers number their models independently: merge by name.
+  std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests;
+  std::map<std::string, worker_stats::token_counts> tokens;
+  std::array<std::uint64_t, error_kind_count> upstream_errors{};
+  histogram_data duration;
+  histogram_data ttfb;
+  double active_requests = 0, active_streams = 0;
+  std::uint64_t disconnects = 0, oversized = 0, interruptions = 0, opened = 0, reused = 0;
+
+  for (const auto& s : snapshots) {
+    for (const auto& [key, count] : s.requests) {
+      auto route = static_cast<std::uint8_t>(key >> 56);
+      auto model = static_cast<std::uint32_t>((key >> 16) & 0xffffffffffULL);
+      auto status = static_cast<int>(key & 0xffff);
+      requests[{route_name(route), s.model_names.at(model), status}] += count;
+    }
+    for (const auto& [model, counts] : s.tokens) {
+      auto& total = tokens[s.model_names.at(model)];
+      total.prompt += counts.prompt;
+      total.completion += counts.completion;
+      total.cached += counts.cached;
+    }
+    for (std::size_t i = 0; i < error_kind_count; ++i) upstream_errors[i] += s.upstream_errors[i];
+    duration.merge(s.request_duration);
+    ttfb.merge(s.upstream_ttfb);
+    active_requests += static_cast<double>(s.active_requests);
+    active_streams += static_cast<double>(s.active_streams);
+    disconnects += s.client_disconnects;
+    oversized += s.sse_oversized_events;
+    interruptions += s.stream_interruptions;
+    opened += s.upstream_connections_opened;
+    reused += s.upstream_connections_reused;
+  }
+
+  std::vector<MetricFamily> families;
+
+  auto& req = families.emplace_back(family("tollgate_requests_total",
+                                           "Requests answered, by API route, requested model and HTTP status.",
+                                           MetricType::Counter));
+  for (const auto& [labels, count] : requests) {
+    const auto& [route, model, status] = labels;
+    req.metric.push_back(scalar(MetricType::Counter, static_cast<double>(count),
+                                {{"route", route}, {"model", model}, {"status", std::to_string(status)}}));
+  }
+
+  families.push_back(family("tollgate_request_duration_seconds",
+                            "Time from a request's arrival to the last byte of its response.", MetricType::Histogram));
+  families.back().metric.push_back(histogram(duration));
+  families.push_back(family("tollgate_upstream_ttfb_seconds",
+                            "Time from sending a request upstream to the upstream's response header.",
+                            MetricType::Histogram));
+  families.back().metric.push_back(histogram(ttfb));
+
+  auto& tok = families.emplace_back(
+      family("tollgate_tokens_total", "Tokens metered, by model and kind (prompt, completion, cached_prompt).",
+             MetricType::Counter));
+  for (const auto& [model, counts] : tokens) {
+    tok.metric.push_back(scalar(MetricType::Counter, static_cast<double>(counts.prompt), {{"model", model}, {"kind", "prompt"}}));
+    tok.metric.push_back(scalar(MetricType::Counter, static_cast<double>(counts.completion), {{"model", model}, {"kind", "completion"}}));
+    tok.metric.push_back(scalar(MetricType::Counter, static_cast<double>(counts.cached), {{"model", model}, {"kind", "cached_prompt"}}));
+  }
+
+  auto& errors = families.emplace_back(
+      family("tollgate_upstream_errors_total", "Upstream failures, by reason.", MetricType::Counter));
+  for (std::size_t i = 0; i < error_kind_count; ++i) {
+    auto info = core::describe(static_cast<core::error_kind>(i));
+    if (info.source != core::error_source::upstream) continue;
+    errors.metric.push_back(scalar(MetricType::Counter, static_cast<double>(upstream_errors[i]),
+                                   {{"reason", std::string(info.reason)}}));
+  }
+
+  auto single = [&](std::string name, std::string help, MetricType type, double value) {
+    families.push_back(family(std::move(name), std::move(help), type));
+    families.back().metric.push_back(scalar(type, value));
+  };
+  single("tollgate_active_requests", "Requests in flight.", MetricType::Gauge, active_requests);
+  single("tollgate_active_streams", "Streamed (SSE) responses being relayed right now.", MetricType::Gauge, active_streams);
+  single("tollgate_client_disconnects_total", "Clients that hung up before their response was complete.",
+         MetricType::Counter, static_cast<double>(disconnects));
+  single("tollgate_stream_interruptions_total",
+         "Streams that ended with an injected error event because the upstream failed mid-stream.",
+         MetricType::Counter, static_cast<double>(interruptions));
+  single("tollgate_sse_oversized_events_total", "Server-sent events dropped for exceeding TOLLGATE_MAX_SSE_EVENT_BYTES.",
+         MetricType::Counter, static_cast<double>(oversized));
+  single("tollgate_upstream_connections_opened_total", "New upstream connections (TCP, plus TLS when https).",
+         MetricType::Counter, static_cast<double>(opened));
+  single("tollgate_upstream_connections_reused_total", "Requests sent on a pooled keep-alive upstream connection.",
+         MetricType::Counter, static_cast<double>(reused));
+  single("tollgate_workers", "Worker threads (event loops).", MetricType::Gauge, process.workers);
+  single("tollgate_ready", "1 when accepting traffic, 0 while starting or draining.", MetricType::Gauge,
+         process.ready && !process.draining ? 1 : 0);
+  single("tollgate_draining", "1 after SIGTERM while in-flight requests finish.", MetricType::Gauge,
+         process.draining ? 1 : 0);
+
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace tollgate::proxy

@@ -1,0 +1,116 @@
+#pragma once
+
+#include "core/errors.hpp"
+#include "proxy/asio.hpp"
+
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace tollgate::proxy {
+
+struct upstream_target {
+  std::string host;
+  std::uint16_t port = 0;
+  bool tls = false;
+  std::string key;  // pool key, "https://host:port"; computed once when the target is made
+
+  static upstream_target make(std::string host, std::uint16_t port, bool tls) {
+    std::string key = (tls ? "https://" : "http://") + host + ":" + std::to_string(port);
+    return {std::move(host), port, tls, std::move(key)};
+  }
+};
+
+// One connection to an upstream, plain or TLS, presented as a single AsyncStream so the relay
+// is written (and compiled) once. Timeouts live on the underlying beast::tcp_stream.
+class upstream_connection {
+ public:
+  using executor_type = net::any_io_executor;
+
+  upstream_connection(net::any_io_executor executor, ssl::context* tls_context);
+
+  executor_type get_executor() noexcept { return tcp().get_executor(); }
+  beast::tcp_stream& tcp() noexcept { return tls_ ? tls_->next_layer() : *plain_; }
+  ssl::stream<beast::tcp_stream>* tls_stream() noexcept { return tls_ ? &*tls_ : nullptr; }
+  // Bytes read past the end of the previous response stay with the connection.
+  beast::flat_buffer& read_buffer() noexcept { return buffer_; }
+
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    return net::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, const MutableBuffers& b) {
+          if (tls_) tls_->async_read_some(b, std::move(handler));
+          else plain_->async_read_some(b, std::move(handler));
+        },
+        token, buffers);
+  }
+
+  template <class ConstBuffers, class Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    return net::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, const ConstBuffers& b) {
+          if (tls_) tls_->async_write_some(b, std::move(handler));
+          else plain_->async_write_some(b, std::move(handler));
+        },
+        token, buffers);
+  }
+
+  // True when the peer has closed (or sent unsolicited bytes on) an idle connection: such a
+  // connection must not carry another request.
+  bool looks_stale() noexcept;
+
+  std::chrono::steady_clock::time_point idle_since{};
+
+ private:
+  std::optional<beast::tcp_stream> plain_;
+  std::optional<ssl::stream<beast::tcp_stream>> tls_;
+  beast::flat_buffer buffer_;
+};
+
+struct upstream_failure {
+  core::error_kind kind;
+  error_code cause;  // for the error message: "connection refused", "certificate verify failed", ...
+};
+
+struct upstream_lease {
+  std::unique_ptr<upstream_connection> connection;
+  bool reused = false;
+};
+
+// Per-worker keep-alive pool with a small DNS cache. Single-threaded by construction: only
+// its worker's event loop touches it.
+class upstream_pool {
+ public:
+  upstream_pool(net::any_io_executor executor, ssl::context& tls_context, std::size_t max_idle_per_target,
+                std::chrono::milliseconds connect_timeout);
+
+  // A pooled connection when a healthy one is idle, otherwise a new one (DNS, TCP, TLS).
+  net::awaitable<boost::system::result<upstream_lease, upstream_failure>> acquire(const upstream_target& target);
+  // Only for connections whose last response was read completely and allows keep-alive.
+  void release(const upstream_target& target, std::unique_ptr<upstream_connection> connection);
+  void clear() { idle_.clear(); }
+
+ private:
+  net::awaitable<boost::system::result<tcp::resolver::results_type, upstream_failure>> resolve(
+      const upstream_target& target);
+
+  struct cached_address {
+    tcp::resolver::results_type endpoints;
+    std::chrono::steady_clock::time_point expires;
+  };
+
+  net::any_io_executor executor_;
+  ssl::context& tls_context_;
+  std::size_t max_idle_;
+  std::chrono::milliseconds connect_timeout_;
+  tcp::resolver resolver_;
+  std::unordered_map<std::string, cached_address> addresses_;
+  std::unordered_map<std::string, std::deque<std::unique_ptr<upstream_connection>>> idle_;
+};
+
+}  // namespace tollgate::proxy

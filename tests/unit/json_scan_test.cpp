@@ -1,0 +1,327 @@
+#include "core/json_scan.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+using tollgate::core::find_top_level_member;
+using tollgate::core::member_span;
+using tollgate::core::top_level_member_capture;
+using namespace std::string_view_literals;
+
+namespace {
+
+constexpr std::string_view same_as_find = "\x01";
+
+struct json_case {
+  const char* name;
+  std::string_view text;
+  std::string_view key = "usage";
+  std::optional<std::string_view> value = std::nullopt;  // find: nullopt = not found
+  std::string_view erased = "";                          // text after erasing, when found
+  // Incremental capture: "\x01" = as find; nullopt = never complete. It stops at the value's
+  // end, so it can succeed where find also needs the text after the member.
+  std::optional<std::string_view> captured = same_as_find;
+};
+
+const std::vector<json_case>& cases() {
+  static const std::vector<json_case> table = {
+      // Position of the member.
+      {.name = "only", .text = R"({"usage":null})", .value = "null", .erased = "{}"},
+      {.name = "only, spaced", .text = R"({ "usage" : null })", .value = "null",
+       .erased = "{  }"},
+      {.name = "first", .text = R"({"usage":null,"id":"x"})", .value = "null",
+       .erased = R"({"id":"x"})"},
+      {.name = "first, spaced", .text = R"({ "usage" : null , "id":"x" })", .value = "null",
+       .erased = R"({ "id":"x" })"},
+      {.name = "middle", .text = R"({"id":"x","usage":{"prompt_tokens":1},"model":"m"})",
+       .value = R"({"prompt_tokens":1})", .erased = R"({"id":"x","model":"m"})"},
+      {.name = "last", .text = R"({"id":"x","usage":null})", .value = "null",
+       .erased = R"({"id":"x"})"},
+      {.name = "last, spaced", .text = R"({"id":"x" , "usage" : null })", .value = "null",
+       .erased = R"({"id":"x"  })"},
+      {.name = "pretty-printed middle",
+       .text = "{\n  \"a\": 1,\n  \"usage\": null,\n  \"c\": 3\n}", .value = "null",
+       .erased = "{\n  \"a\": 1,\n  \"c\": 3\n}"},
+      {.name = "pretty-printed last", .text = "{\n  \"a\": 1,\n  \"usage\": {}\n}",
+       .value = "{}", .erased = "{\n  \"a\": 1\n}"},
+      {.name = "whitespace everywhere",
+       .text = "\t\r\n {\n\t\"a\"\r\n:\t[ 1 , 2 ]\n,\n\"usage\"\n:\n{ \"t\" : 1 }\n}\n ",
+       .value = "{ \"t\" : 1 }", .erased = "\t\r\n {\n\t\"a\"\r\n:\t[ 1 , 2 ]\n\n}\n "},
+      {.name = "duplicate key: the first wins", .text = R"({"usage":1,"usage":2})",
+       .value = "1", .erased = R"({"usage":2})"},
+
+      // Every value type.
+      {.name = "string", .text = R"({"usage":"s","z":0})", .value = R"("s")",
+       .erased = R"({"z":0})"},
+      {.name = "string with escaped quote and trailing backslash",
+       .text = R"({"usage":"a\"b\\","z":0})", .value = R"("a\"b\\")", .erased = R"({"z":0})"},
+      {.name = "empty string", .text = R"({"usage":""})", .value = R"("")", .erased = "{}"},
+      {.name = "number", .text = R"({"a":0,"usage":-1.5e+10})", .value = "-1.5e+10",
+       .erased = R"({"a":0})"},
+      {.name = "number before spaces", .text = R"({"usage":42 ,"a":0})", .value = "42",
+       .erased = R"({"a":0})"},
+      {.name = "true", .text = R"({"usage":true})", .value = "true", .erased = "{}"},
+      {.name = "false", .text = R"({"a":[],"usage":false})", .value = "false",
+       .erased = R"({"a":[]})"},
+      {.name = "array with brackets in strings", .text = R"({"usage":[1,[2,{"u":"]}"}],"]"]})",
+       .value = R"([1,[2,{"u":"]}"}],"]"])", .erased = "{}"},
+      {.name = "empty array", .text = R"({"usage":[],"a":1})", .value = "[]",
+       .erased = R"({"a":1})"},
+      {.name = "nested object", .text = R"({"usage":{"a":{"b":{"usage":[{}]}}},"x":1})",
+       .value = R"({"a":{"b":{"usage":[{}]}}})", .erased = R"({"x":1})"},
+
+      // Only depth 1, never inside strings.
+      {.name = "nested same key is skipped",
+       .text = R"({"choices":[{"usage":1}],"meta":{"usage":2},"usage":3})", .value = "3",
+       .erased = R"({"choices":[{"usage":1}],"meta":{"usage":2}})"},
+      {.name = "only nested: absent", .text = R"({"a":{"usage":1}})"},
+      {.name = "only in an array: absent", .text = R"({"a":[{"usage":1},"usage"]})"},
+      {.name = "key text inside a string value", .text = R"({"a":"\"usage\":1","usage":2})",
+       .value = "2", .erased = R"({"a":"\"usage\":1"})"},
+      {.name = "a string value equal to the key", .text = R"({"a":"usage"})"},
+      {.name = "object text inside a string", .text = R"({"x":"{\"usage\":1}"})"},
+      {.name = "backslash before the closing quote of a value",
+       .text = R"({"a":"x\\","usage":1})", .value = "1", .erased = R"({"a":"x\\"})"},
+      {.name = "backslash before the closing quote of a key",
+       .text = R"({"a\\":1,"usage":2})", .value = "2", .erased = R"({"a\\":1})"},
+      {.name = "\\u escapes in a value", .text = R"({"a":"\u0022usage\u0022:","usage":[]})",
+       .value = "[]", .erased = R"({"a":"\u0022usage\u0022:"})"},
+      {.name = "non-ASCII text", .text = "{\"a\":\"h\xC3\xA9llo \xE2\x98\x83\",\"usage\":1}",
+       .value = "1", .erased = "{\"a\":\"h\xC3\xA9llo \xE2\x98\x83\"}"},
+
+      // Keys compare after unescaping.
+      {.name = "escaped key matches", .text = R"({"us\u0061ge":5})", .value = "5",
+       .erased = "{}"},
+      {.name = "fully escaped key at the length bound",
+       .text = R"({"\u0075\u0073\u0061\u0067\u0065":5})", .value = "5", .erased = "{}"},
+      {.name = "escaped solidus", .text = R"({"\/usage":1})", .key = "/usage", .value = "1",
+       .erased = "{}"},
+      {.name = "escaped quote in key", .text = R"({"a\"b":1})", .key = "a\"b", .value = "1",
+       .erased = "{}"},
+      {.name = "control escapes in key", .text = R"({"\b\f\n\r\t\\":1})", .key = "\b\f\n\r\t\\",
+       .value = "1", .erased = "{}"},
+      {.name = "two-byte UTF-8 via escape", .text = R"({"caf\u00e9":1})", .key = "caf\xC3\xA9",
+       .value = "1", .erased = "{}"},
+      {.name = "three-byte UTF-8 via escape", .text = R"({"\u2603":1})", .key = "\xE2\x98\x83",
+       .value = "1", .erased = "{}"},
+      {.name = "surrogate pair", .text = R"({"\uD83D\uDE00":1})", .key = "\xF0\x9F\x98\x80",
+       .value = "1", .erased = "{}"},
+      {.name = "lone surrogate never matches", .text = R"({"\uD83D":1})", .key = "\xED\xA0\xBD"},
+      {.name = "lone low surrogate never matches", .text = R"({"\uDE00":1})",
+       .key = "\xED\xB8\x80"},
+      {.name = "high surrogate without its pair", .text = R"({"\uD83Dx":1})",
+       .key = "\xED\xA0\xBDx"},
+      {.name = "invalid escape never matches", .text = R"({"\q":1,"usage":2})", .key = "q"},
+      {.name = "escaped NUL is not the end of the key", .text = R"({"usage\u0000":1})"},
+      {.name = "prefix key", .text = R"({"usag":1,"usages":2})"},
+      {.name = "empty key", .text = R"({"":1})", .key = "", .value = "1", .erased = "{}"},
+
+      // Not objects, or not well-formed up to the member.
+      {.name = "empty text", .text = ""},
+      {.name = "blank text", .text = " \n"},
+      {.name = "array", .text = R"([{"usage":1}])"},
+      {.name = "a JSON string", .text = R"("usage")"},
+      {.name = "null", .text = "null"},
+      {.name = "empty object", .text = "{}"},
+      {.name = "empty object, spaced", .text = "{ }"},
+      {.name = "unquoted key", .text = "{usage:1}"},
+      {.name = "missing value", .text = R"({"usage":})"},
+      {.name = "missing colon", .text = R"({"usage" 1})"},
+      {.name = "key without value", .text = R"({"usage"})"},
+      {.name = "bracket mismatch before the member", .text = R"({"a":[}],"usage":1})"},
+      {.name = "wrong closing bracket, balanced count", .text = R"({"a":[1},"usage":1})"},
+      {.name = "wrong closing bracket inside", .text = R"({"a":{"b":[}]},"usage":1})"},
+      {.name = "comma before the first key", .text = R"({,"usage":1})"},
+      {.name = "truncated inside the key", .text = R"({"usa)"},
+      {.name = "garbage after the value", .text = R"({"usage":1 x})", .captured = "1"},
+      {.name = "trailing comma after the member", .text = R"({"usage":{"a":1}, })",
+       .captured = R"({"a":1})"},
+      {.name = "truncated after a string value", .text = R"({"usage":"x")",
+       .captured = R"("x")"},
+      {.name = "truncated after a number", .text = R"({"usage":12)", .captured = std::nullopt},
+      {.name = "truncated inside an object value", .text = R"({"usage":{"a":1)",
+       .captured = std::nullopt},
+
+      // Provider bodies.
+      {.name = "OpenAI chat.completion.chunk with usage null",
+       .text = R"({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,)"
+               R"("delta":{"content":"hi"}}],"usage":null})",
+       .value = "null",
+       .erased = R"({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,)"
+                 R"("delta":{"content":"hi"}}]})"},
+      {.name = "OpenAI final chunk with usage",
+       .text = R"({"id":"c","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,)"
+               R"("total_tokens":21,"prompt_tokens_details":{"cached_tokens":0}}})",
+       .value = R"({"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,)"
+                R"("prompt_tokens_details":{"cached_tokens":0}})",
+       .erased = R"({"id":"c","choices":[]})"},
+      {.name = "Anthropic message_start: usage is nested in message",
+       .text = R"({"type":"message_start","message":{"id":"m","usage":{"input_tokens":25}}})"},
+      {.name = "Anthropic message_delta: usage at depth 1",
+       .text = R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},)"
+               R"("usage":{"output_tokens":15}})",
+       .value = R"({"output_tokens":15})",
+       .erased = R"({"type":"message_delta","delta":{"stop_reason":"end_turn"}})"},
+  };
+  return table;
+}
+
+struct capture_result {
+  bool complete = false;
+  bool overflowed = false;
+  bool done = false;
+  std::string value;
+  bool operator==(const capture_result&) const = default;
+};
+
+// Each piece lives in its own heap block, freed after the feed, so ASan sees any view kept.
+capture_result capture(std::string_view key, const std::vector<std::string_view>& pieces,
+                       std::size_t max_value_bytes = 64 * 1024) {
+  top_level_member_capture c(std::string(key), max_value_bytes);
+  for (std::string_view piece : pieces) {
+    auto copy = std::make_unique<char[]>(piece.size() + 1);
+    piece.copy(copy.get(), piece.size());
+    c.feed(std::string_view(copy.get(), piece.size()));
+  }
+  return {c.complete(), c.overflowed(), c.done(), std::string(c.value())};
+}
+
+std::vector<std::string_view> bytes_of(std::string_view text) {
+  std::vector<std::string_view> out;
+  for (std::size_t i = 0; i < text.size(); ++i) out.push_back(text.substr(i, 1));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("find_top_level_member: table") {
+  for (const json_case& c : cases()) {
+    CAPTURE(c.name);
+    CAPTURE(c.text);
+    const std::optional<member_span> span = find_top_level_member(c.text, c.key);
+    REQUIRE(span.has_value() == c.value.has_value());
+    if (!span) continue;
+    CHECK(span->value_begin <= span->value_end);
+    CHECK(span->value_end <= c.text.size());
+    CHECK(span->erase_begin <= span->value_begin);
+    CHECK(span->value_end <= span->erase_end);
+    CHECK(span->erase_end <= c.text.size());
+    CHECK(c.text.substr(span->value_begin, span->value_end - span->value_begin) == *c.value);
+    std::string erased(c.text);
+    erased.erase(span->erase_begin, span->erase_end - span->erase_begin);
+    CHECK(erased == c.erased);
+  }
+}
+
+TEST_CASE("top_level_member_capture: table, whole, split at every offset, byte by byte") {
+  for (const json_case& c : cases()) {
+    CAPTURE(c.name);
+    CAPTURE(c.text);
+    const std::optional<std::string_view> want =
+        c.captured == same_as_find ? c.value : c.captured;
+    const capture_result whole = capture(c.key, {c.text});
+    CHECK(whole.complete == want.has_value());
+    CHECK(whole.value == want.value_or(""));
+    CHECK_FALSE(whole.overflowed);
+
+    for (std::size_t cut = 0; cut <= c.text.size(); ++cut) {
+      CAPTURE(cut);
+      CHECK(capture(c.key, {c.text.substr(0, cut), c.text.substr(cut)}) == whole);
+    }
+    CHECK(capture(c.key, bytes_of(c.text)) == whole);
+  }
+}
+
+TEST_CASE("top_level_member_capture: done() once the outcome is known") {
+  CHECK(capture("usage", {R"({"a":1})"}).done);         // absent
+  CHECK(capture("usage", {R"([1])"}).done);             // not an object
+  CHECK(capture("usage", {R"({"usage":1})"}).done);     // complete
+  CHECK_FALSE(capture("usage", {R"({"a":1,)"}).done);  // still looking
+  CHECK_FALSE(capture("usage", {R"({"usage":1)"}).done);
+}
+
+TEST_CASE("top_level_member_capture: max_value_bytes") {
+  const std::string_view text = R"({"a":"xxxxxxxxxxxx","usage":"12345","b":"yyyyyyyyyyyy"})";
+  struct row {
+    std::size_t max;
+    capture_result want;
+  };
+  const row rows[] = {
+      {7, {true, false, true, R"("12345")"}},  // exactly the value's size
+      {6, {false, true, true, ""}},
+      {0, {false, true, true, ""}},
+  };
+  for (const row& r : rows) {
+    CAPTURE(r.max);
+    CHECK(capture("usage", {text}, r.max) == r.want);
+    for (std::size_t cut = 0; cut <= text.size(); ++cut)
+      CHECK(capture("usage", {text.substr(0, cut), text.substr(cut)}, r.max) == r.want);
+    CHECK(capture("usage", bytes_of(text), r.max) == r.want);
+  }
+}
+
+TEST_CASE("top_level_member_capture: bytes after completion are ignored; reset reuses it") {
+  top_level_member_capture c("usage");
+  c.feed(R"({"usage":{"n":1}})");
+  REQUIRE(c.complete());
+  c.feed(R"(garbage "usage":2)");
+  CHECK(c.value() == R"({"n":1})");
+
+  c.reset();
+  CHECK_FALSE(c.complete());
+  CHECK(c.value().empty());
+  c.feed(R"({"x":1,"us)");
+  c.feed(R"(age":[2]})");
+  CHECK(c.complete());
+  CHECK(c.value() == "[2]");
+}
+
+TEST_CASE("top_level_member_capture: survives a move mid-stream") {
+  top_level_member_capture a("a_key_longer_than_the_small_string_buffer");
+  a.feed(R"({"a_key_longer_than)");
+  top_level_member_capture b(std::move(a));
+  b.feed(R"(_the_small_string_buffer":"v"})");
+  CHECK(b.complete());
+  CHECK(b.value() == R"("v")");
+}
+
+TEST_CASE("find_top_level_member: nesting depth limit") {
+  auto nested = [](std::size_t depth) {
+    return R"({"a":)" + std::string(depth, '[') + std::string(depth, ']') + R"(,"usage":1})";
+  };
+  const std::string ok = nested(tollgate::core::max_json_depth);
+  const std::string too_deep = nested(tollgate::core::max_json_depth + 1);
+  CHECK(find_top_level_member(ok, "usage").has_value());
+  CHECK_FALSE(find_top_level_member(too_deep, "usage").has_value());
+}
+
+TEST_CASE("find_top_level_member: deleting usage:null from every chunk of a stream") {
+  const std::string_view chunks[] = {
+      R"({"id":"c","choices":[{"delta":{"content":"a"}}],"usage":null})",
+      R"({"usage":null,"id":"c","choices":[{"delta":{"content":"b"}}]})",
+      R"({"id":"c","usage":null,"choices":[]})",
+  };
+  const std::string_view want[] = {
+      R"({"id":"c","choices":[{"delta":{"content":"a"}}]})",
+      R"({"id":"c","choices":[{"delta":{"content":"b"}}]})",
+      R"({"id":"c","choices":[]})",
+  };
+  for (std::size_t i = 0; i < std::size(chunks); ++i) {
+    std::string text(chunks[i]);
+    const auto span = find_top_level_member(text, "usage");
+    REQUIRE(span);
+    REQUIRE(text.substr(span->value_begin, span->value_end - span->value_begin) == "null");
+    text.erase(span->erase_begin, span->erase_end - span->erase_begin);
+    CHECK(text == want[i]);
+    CHECK_FALSE(find_top_level_member(text, "usage"));  // and it is still an object
+    CHECK(find_top_level_member(text, "id"));
+  }
+}
