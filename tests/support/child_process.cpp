@@ -305,7 +305,8 @@ std::optional<int> child_process::wait_exit(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::milliseconds>(pause * 2, 10ms);
   }
-  impl_->wait_eof(deadline);
+  // Bounded separately too: a grandchild holding the pipes open must not eat the whole timeout.
+  impl_->wait_eof(std::min(deadline, clock_type::now() + 2s));
   std::lock_guard lock(impl_->reap_mutex);
   return impl_->exit_code;
 }

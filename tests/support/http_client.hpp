@@ -39,7 +39,8 @@ http_response http_request(std::uint16_t port, std::string method, std::string t
                            std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // One kept-alive connection: several requests on the same socket, or one response read piece
-// by piece (streaming), or an abrupt close mid-response. Not thread-safe.
+// by piece (streaming), or an abrupt close mid-response. Not thread-safe. A timeout closes the
+// connection (the operation cannot be resumed reliably), so later calls throw.
 class http_connection {
  public:
   explicit http_connection(std::uint16_t port,
