@@ -82,6 +82,8 @@ std::string parse_host_port(std::string_view text, host_port& out) {
   return {};
 }
 
+}  // namespace
+
 std::string parse_upstream_url(std::string_view text, upstream_url& out) {
   auto parsed = boost::urls::parse_absolute_uri(text);
   if (!parsed) return "not an absolute URL: \"" + std::string(text) + "\"";
@@ -109,6 +111,8 @@ std::string parse_upstream_url(std::string_view text, upstream_url& out) {
   out = std::move(result);
   return {};
 }
+
+namespace {
 
 std::string show_ms(std::chrono::milliseconds value) { return std::to_string(value.count()); }
 
@@ -178,6 +182,34 @@ const std::vector<entry>& entries() {
       {{"TOLLGATE_UPSTREAM_POOL_SIZE", "64", "Idle keep-alive upstream connections kept per worker."},
        [](config& c, std::string_view v) { return parse_size(v, c.upstream_pool_size, 0, 100'000); },
        [](const config& c) { return std::to_string(c.upstream_pool_size); }},
+      {{"TOLLGATE_PROVIDERS", "",
+        "Comma-separated provider instances, each configured by TOLLGATE_PROVIDER_<NAME>_TYPE (openai, "
+        "anthropic, gemini, ollama, mock), _BASE_URL, _API_KEY_ENV, _MODELS, _TIMEOUT_MS, _TOKEN_LATENCY_MS (mock). "
+        "Empty: one openai provider from TOLLGATE_UPSTREAM_URL, or the built-in mock when neither that URL nor an "
+        "API key is set."},
+       [](config&, std::string_view) { return std::string(); },  // parsed with the providers below
+       [](const config& c) {
+         std::string names;
+         for (const auto& p : c.providers.providers) names += (names.empty() ? "" : ",") + p.name;
+         return names;
+       }},
+      {{"TOLLGATE_MODEL_ALIASES", "",
+        "Comma-separated alias=target pairs, e.g. fast=local/llama3.2,smart=anthropic/claude-sonnet-4-5."},
+       [](config&, std::string_view) { return std::string(); },  // parsed with the providers below
+       [](const config& c) {
+         std::string text;
+         for (const auto& a : c.providers.aliases) text += (text.empty() ? "" : ",") + a.name + "=" + a.target;
+         return text;
+       }},
+      {{"TOLLGATE_DEFAULT_MAX_TOKENS", "4096",
+        "max_tokens sent to providers that require one (Anthropic) when the request has none."},
+       [](config& c, std::string_view v) {
+         std::uint64_t n = 0;
+         auto err = parse_bounded(v, 1, 1'000'000, n);
+         c.default_max_tokens = static_cast<std::uint32_t>(n);
+         return err;
+       },
+       [](const config& c) { return std::to_string(c.default_max_tokens); }},
       {{"TOLLGATE_ACCESS_LOG", "true", "One JSON line per request on stdout."},
        [](config& c, std::string_view v) { return parse_bool(v, c.access_log); },
        [](const config& c) { return std::string(c.access_log ? "true" : "false"); }},
@@ -221,6 +253,12 @@ boost::system::result<config, config_error> load_config(const env_lookup& env, u
   }
   if (cfg.workers == 0) cfg.workers = std::max(1u, cpu_count);
   if (auto key = env(cfg.upstream_api_key_env)) cfg.upstream_api_key = *key;
+
+  provider_defaults defaults{cfg.upstream, env("TOLLGATE_UPSTREAM_URL").has_value(), cfg.upstream_api_key_env,
+                             cfg.upstream_api_key, cfg.upstream_timeout};
+  auto providers = load_providers(env, defaults);
+  if (!providers) return providers.error();
+  cfg.providers = std::move(*providers);
   return cfg;
 }
 
@@ -228,6 +266,17 @@ std::vector<std::string> describe(const config& cfg) {
   std::vector<std::string> lines;
   for (const auto& e : entries()) lines.push_back(std::string(e.doc.name) + "=" + e.show(cfg));
   lines.push_back(cfg.upstream_api_key_env + "=" + mask_secret(cfg.upstream_api_key));
+  for (const auto& p : cfg.providers.providers) {
+    std::string line = "provider " + p.name + ": type=" + std::string(provider_type_name(p.type));
+    if (p.type != provider_type::mock) line += " base_url=" + p.base_url.to_string();
+    if (!p.api_key_env.empty()) line += " " + p.api_key_env + "=" + mask_secret(p.api_key);
+    line += " models=";
+    if (p.models.empty()) line += "(any)";
+    for (std::size_t i = 0; i < p.models.size(); ++i) line += (i ? "," : "") + p.models[i];
+    line += " timeout_ms=" + std::to_string(p.timeout.count());
+    if (cfg.providers.implicit_mock) line += " (built-in: no provider or API key configured)";
+    lines.push_back(std::move(line));
+  }
   return lines;
 }
 
@@ -237,6 +286,10 @@ std::vector<std::string> unknown_variables(std::span<const std::string> environm
     if (!name.starts_with("TOLLGATE_")) continue;
     bool known = std::any_of(entries().begin(), entries().end(),
                              [&](const entry& e) { return e.doc.name == name; });
+    if (!known && name.starts_with("TOLLGATE_PROVIDER_")) {
+      known = std::any_of(provider_variable_suffixes().begin(), provider_variable_suffixes().end(),
+                          [&](std::string_view suffix) { return name.ends_with("_" + std::string(suffix)); });
+    }
     if (!known) unknown.push_back(name);
   }
   return unknown;

@@ -1,5 +1,9 @@
 #pragma once
 
+#include "core/address.hpp"
+#include "core/env.hpp"
+#include "core/providers.hpp"
+
 #include <boost/system/result.hpp>
 
 #include <chrono>
@@ -13,24 +17,6 @@
 #include <vector>
 
 namespace tollgate::core {
-
-struct host_port {
-  std::string host;
-  std::uint16_t port = 0;
-
-  std::string to_string() const;  // brackets IPv6 literals: "[::1]:8080"
-};
-
-// An upstream base URL such as "https://api.openai.com/v1": requests for "/v1/x" go to
-// base_path + "/x", the same convention the OpenAI SDKs use for base_url.
-struct upstream_url {
-  bool tls = false;
-  std::string host;
-  std::uint16_t port = 0;
-  std::string base_path;  // no trailing slash; may be empty
-
-  std::string to_string() const;
-};
 
 struct config {
   host_port listen;
@@ -48,15 +34,9 @@ struct config {
   std::size_t max_sse_event_bytes = 0;
   std::size_t upstream_pool_size = 0;
   bool access_log = true;
+  std::uint32_t default_max_tokens = 4096;
+  provider_set providers;
 };
-
-struct config_error {
-  std::string variable;
-  std::string message;
-};
-
-// The environment as seen by the loader; injected so tests never touch the real one.
-using env_lookup = std::function<std::optional<std::string>(std::string_view name)>;
 
 // Every TOLLGATE_* variable is described once, here: the loader, --help and
 // --print-config all walk this table.

@@ -45,6 +45,38 @@ struct drained_body {
 };
 using upstream_parser = http::response_parser<drained_body>;
 
+// Reads until some body bytes are decoded, the message is complete, or an error occurs.
+// http::async_read_some cannot be used for this: it keeps reading while the parser reports
+// need_more, which it does whenever a read ends just after a chunk's data and before the next
+// chunk-size line; every streamed event would then wait for the one after it.
+net::awaitable<error_code> read_body_piece(upstream_connection& connection, upstream_parser& parser) {
+  auto& buffer = connection.read_buffer();
+  const auto& body = parser.get().body();
+  for (;;) {
+    if (buffer.size() > 0) {
+      error_code ec;
+      std::size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec && ec != http::error::need_more) co_return ec;
+      if (parser.is_done() || !body.empty()) co_return error_code{};
+    } else if (parser.is_done()) {
+      co_return error_code{};
+    }
+    std::size_t room = beast::read_size(buffer, 64 * 1024);
+    if (room == 0) co_return http::make_error_code(http::error::buffer_overflow);
+    auto [ec, n] = co_await connection.async_read_some(buffer.prepare(room), use_nothrow);
+    buffer.commit(n);
+    if (ec == net::error::eof) {
+      // Legitimate only for a body delimited by the end of the connection.
+      error_code eof_ec;
+      if (parser.got_some()) parser.put_eof(eof_ec);
+      else eof_ec = http::error::partial_message;
+      co_return eof_ec;
+    }
+    if (ec) co_return ec;
+  }
+}
+
 // Notices a client hanging up while tollgate waits on the upstream (a long generation, a
 // stalled stream) and cancels the upstream request instead of letting it run on unpaid-for.
 class disconnect_watch {
@@ -221,6 +253,21 @@ net::awaitable<bool> fail_before_response(worker_context& worker, beast::tcp_str
   co_return written && request.keep_alive;
 }
 
+// The event's raw bytes with its payload replaced, so its framing (CRLF or LF, comments,
+// other fields) survives a rewrite; a payload spread over several data lines is re-framed.
+void append_with_new_data(std::string& out, const core::sse_event& event, std::string_view new_data) {
+  std::size_t at = event.data.find('\n') == std::string_view::npos ? event.raw.find(event.data) : std::string_view::npos;
+  if (at == std::string_view::npos) {
+    out += "data: ";
+    out += new_data;
+    out += "\n\n";
+    return;
+  }
+  out += event.raw.substr(0, at);
+  out += new_data;
+  out += event.raw.substr(at + event.data.size());
+}
+
 struct stream_gauge {
   explicit stream_gauge(worker_stats& stats) : stats_(stats) { ++stats_.active_streams; }
   ~stream_gauge() { --stats_.active_streams; }
@@ -247,17 +294,16 @@ net::awaitable<bool> relay_plain(worker_context& worker, beast::tcp_stream& clie
   core::top_level_member_capture usage_capture("usage");
   bool head_sent = false;
   error_code upstream_ec;
-  parser.eager(true);
+  parser.eager(true);  // one put() decodes everything buffered, not one chunk per call
   auto& body = response.body();
   for (;;) {
     bool done = parser.is_done();
     if (!done) {
       if (watch.client_gone()) co_return note_client_gone(worker, ctx);
       connection.tcp().expires_after(worker.config.stream_idle_timeout);
-      auto [ec, n] = co_await http::async_read_some(connection, connection.read_buffer(), parser, use_nothrow);
+      upstream_ec = co_await read_body_piece(connection, parser);
       if (watch.client_gone()) co_return note_client_gone(worker, ctx);
-      upstream_ec = ec;
-      done = !ec && parser.is_done();
+      done = !upstream_ec && parser.is_done();
     }
     if (upstream_ec && !head_sent && body.empty()) {
       // Nothing reached the client yet: it can still get a proper error response.
@@ -330,9 +376,7 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
           out += event.raw;
           break;
         case adapters::openai::stream_chunk_outcome::action::rewrite:
-          out += "data: ";
-          out += outcome.rewritten_data;
-          out += "\n\n";
+          append_with_new_data(out, event, outcome.rewritten_data);
           break;
         case adapters::openai::stream_chunk_outcome::action::drop:
           break;
@@ -346,7 +390,7 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
   while (!parser.is_done()) {
     if (watch.client_gone()) co_return note_client_gone(worker, ctx);
     connection.tcp().expires_after(worker.config.stream_idle_timeout);
-    auto [ec, n] = co_await http::async_read_some(connection, connection.read_buffer(), parser, use_nothrow);
+    error_code ec = co_await read_body_piece(connection, parser);
     if (watch.client_gone()) co_return note_client_gone(worker, ctx);
     if (!body.empty()) {
       auto oversized_before = events.oversized_events();

@@ -45,7 +45,7 @@ struct chat_options {
   std::string content = "hello";
   json::object fake{};                  // the fake's script; omitted when empty
 };
-std::string chat_body(const chat_options& o);
+std::string chat_body_from(const chat_options& o);
 std::string chat_body(json::object fake = {}, bool stream = false);
 std::string stream_body(json::object fake = {});  // chat, stream:true, no stream_options
 std::string completion_body(json::object fake = {}, bool stream = false, std::string model = "gpt-test");
@@ -56,12 +56,19 @@ std::string embedding_body(json::object fake = {}, std::string model = "emb-test
 std::string upstream_url(const fake_upstream& fake);  // http://127.0.0.1:P/v1 (https://localhost:P/v1)
 env_map proxy_env(const fake_upstream& fake, env_map extra = {});
 
-// A fake provider and tollgate (2 workers) in front of it.
+// A fake provider and tollgate (2 workers) in front of it. On destruction tollgate gets
+// SIGTERM and must exit 0 without a sanitizer report: every test also checks a clean shutdown.
 struct proxied_fake {
   explicit proxied_fake(env_map extra = {}, fake_upstream_options options = {});
+  ~proxied_fake();
+  proxied_fake(const proxied_fake&) = delete;
+  proxied_fake& operator=(const proxied_fake&) = delete;
   fake_upstream fake;
   tollgate_process proxy;
 };
+
+// SIGTERM (if still running), then checks exit code 0 and no sanitizer report on stderr.
+void expect_clean_exit(tollgate_process& proxy);
 
 // A free loopback port nobody listens on (bound, then released).
 std::uint16_t closed_port();
@@ -72,6 +79,17 @@ std::uint16_t closed_port();
 // {"error":{"message":string,"type":string,"param":string|null,"code":string|null}}.
 std::optional<json::object> error_object(const std::string& body);
 std::string str(const json::object& o, std::string_view key);  // string member or ""
+
+// A header (lower-case name) of a response or recorded request; "" when absent.
+template <class Message>
+std::string header(const Message& m, const std::string& name) {
+  auto it = m.headers.find(name);
+  return it == m.headers.end() ? std::string() : it->second;
+}
+
+// "" when equal, otherwise where the bytes first differ, with escaped context: a readable
+// failure message for bodies too long to print whole. Use as CHECK(same_bytes(a, b) == "").
+std::string same_bytes(const std::string& got, const std::string& expected);
 
 // The data payloads of an SSE body, in order ("[DONE]" included).
 std::vector<std::string> sse_payloads(const std::string& body);
@@ -96,19 +114,21 @@ std::optional<double> metric_value(const std::vector<metric_sample>& samples, co
                                    const std::map<std::string, std::string>& labels = {});
 std::vector<metric_sample> scrape(const tollgate_process& proxy);
 
-// ---- a bare upstream that only watches its connection ------------------------------------------
+// ---- a bare upstream for what the fake cannot do ----------------------------------------------
 
-// Accepts connections, reads one request from each and never answers. Records when it saw
-// the request and when the peer closed: enough to prove that tollgate gives up on an upstream
-// request whose client went away.
-class silent_upstream {
+// Accepts connections and reads one request from each (header plus Content-Length body). With
+// a canned response it writes those exact bytes back and keeps the connection; without one
+// it never answers. Records when it saw a request and when the first peer closed: enough to
+// prove that tollgate gives up on an upstream request whose client went away.
+class raw_upstream {
  public:
-  silent_upstream();
-  ~silent_upstream();
-  silent_upstream(const silent_upstream&) = delete;
-  silent_upstream& operator=(const silent_upstream&) = delete;
+  explicit raw_upstream(std::string canned_response = {});
+  ~raw_upstream();
+  raw_upstream(const raw_upstream&) = delete;
+  raw_upstream& operator=(const raw_upstream&) = delete;
 
   std::uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
   bool wait_request(std::chrono::milliseconds timeout) const;
   // The time the (first) peer closed its connection, once it has.
   std::optional<std::chrono::steady_clock::time_point> wait_closed(std::chrono::milliseconds timeout) const;
@@ -116,10 +136,11 @@ class silent_upstream {
  private:
   void run();
 
+  std::string canned_;
   int listen_fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
-  std::atomic<bool> requested_{false};
+  std::atomic<int> requests_{0};
   std::atomic<bool> closed_{false};
   std::chrono::steady_clock::time_point closed_at_{};
   mutable std::mutex mutex_;
