@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <array>
 
 namespace tollgate::adapters::openai {
@@ -209,6 +210,39 @@ void inspect_stream_chunk(std::string_view data, bool hide_usage, stream_chunk_o
   out.rewritten_data.assign(data.substr(0, member->erase_begin));
   out.rewritten_data.append(data.substr(member->erase_end));
   out.what = stream_chunk_outcome::action::rewrite;
+}
+
+std::string replace_model(std::string_view body, std::string_view model) {
+  boost::system::error_code ec;
+  json::value parsed = json::parse(body, ec);
+  if (ec || !parsed.is_object()) return std::string(body);  // validated before; nothing to replace
+  parsed.get_object()["model"] = model;
+  return json::serialize(parsed);
+}
+
+std::string models_list(const core::provider_set& providers) {
+  json::array data;
+  auto add = [&](std::string id, std::string_view owner) {
+    data.push_back(json::object{{"id", std::move(id)}, {"object", "model"}, {"created", 0}, {"owned_by", owner}});
+  };
+  for (const auto& provider : providers.providers)
+    for (const auto& model : provider.models) add(provider.name + "/" + model, provider.name);
+  for (const auto& provider : providers.providers) {
+    for (const auto& model : provider.models) {
+      bool ambiguous = std::count_if(providers.providers.begin(), providers.providers.end(), [&](const auto& p) {
+                         return std::find(p.models.begin(), p.models.end(), model) != p.models.end();
+                       }) > 1;
+      // A bare name resolves to the first provider listing it; list it once, with that owner.
+      bool first = &provider == &*std::find_if(providers.providers.begin(), providers.providers.end(),
+                                               [&](const auto& p) {
+                                                 return std::find(p.models.begin(), p.models.end(), model) !=
+                                                        p.models.end();
+                                               });
+      if (first) add(model, ambiguous ? std::string_view("tollgate") : std::string_view(provider.name));
+    }
+  }
+  for (const auto& alias : providers.aliases) add(alias.name, "tollgate-alias");
+  return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
 }
 
 std::string error_body(std::string_view message, std::string_view type, std::string_view code,

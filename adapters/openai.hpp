@@ -1,5 +1,7 @@
 #pragma once
 
+#include "core/providers.hpp"
+
 #include <boost/system/result.hpp>
 
 #include <cstdint>
@@ -64,6 +66,14 @@ struct stream_chunk_outcome {
 // hide_usage: the client did not ask for usage, so `"usage":null` members are removed and a
 // usage-only chunk (empty choices) is dropped: the client sees what the upstream would have sent it.
 void inspect_stream_chunk(std::string_view data, bool hide_usage, stream_chunk_outcome& out);
+
+// The same JSON object with its top-level "model" replaced: an alias or "provider/model"
+// becomes the name the provider knows. Works for any request body with a "model" member.
+std::string replace_model(std::string_view body, std::string_view model);
+
+// GET /v1/models: every listed model as "provider/model" and, where no other provider lists
+// it, by its bare name; then every alias.
+std::string models_list(const core::provider_set& providers);
 
 // {"error":{"message":..,"type":..,"param":..,"code":..}}
 std::string error_body(std::string_view message, std::string_view type, std::string_view code,

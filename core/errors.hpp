@@ -13,6 +13,7 @@ enum class error_kind : std::uint8_t {
   // client
   bad_request,
   not_found,
+  model_not_found,
   method_not_allowed,
   payload_too_large,
   client_disconnected,
@@ -45,6 +46,8 @@ constexpr error_info describe(error_kind kind) noexcept {
       return {error_source::client, 400, "invalid_request_error", "invalid_request", "bad_request", false};
     case error_kind::not_found:
       return {error_source::client, 404, "invalid_request_error", "not_found", "not_found", false};
+    case error_kind::model_not_found:
+      return {error_source::client, 404, "invalid_request_error", "model_not_found", "model_not_found", false};
     case error_kind::method_not_allowed:
       return {error_source::client, 405, "invalid_request_error", "method_not_allowed", "method_not_allowed", false};
     case error_kind::payload_too_large:

@@ -81,6 +81,10 @@ void access_log::record(const request_context& ctx) {
   out += ",\"status\":" + std::to_string(ctx.status);
   out += ",\"model\":";
   append_json_string(out, std::string_view(ctx.model).substr(0, max_field));
+  if (ctx.provider) {
+    out += ",\"provider\":";
+    append_json_string(out, ctx.provider->name);
+  }
   out += ",\"stream\":";
   out += ctx.stream ? "true" : "false";
   out += ",\"upstream_status\":" + std::to_string(ctx.upstream_status);

@@ -1,18 +1,36 @@
 #pragma once
 
+#include "adapters/registry.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/request_context.hpp"
 #include "proxy/worker_context.hpp"
 
+#include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 
 namespace tollgate::proxy {
 
+enum class relay_mode : std::uint8_t {
+  openai_passthrough,     // OpenAI-shaped client, OpenAI-compatible upstream: bytes relayed, usage read
+  anthropic_passthrough,  // Anthropic client (/v1/messages), Anthropic upstream: the same, natively
+  translated,             // OpenAI-shaped client, another provider's wire format
+};
+
 struct relay_request {
   const http::request<http::string_body>& client_request;
+  const provider_runtime& provider;
+  std::string_view upstream_path;  // below the provider's base path, query string included
   std::string_view upstream_body;
+  std::span<const std::pair<std::string, std::string>> extra_headers;
   bool keep_alive;  // the client may send another request on this connection afterwards
-  bool hide_usage;  // tollgate added include_usage: strip what the client did not ask for
+  bool stream;      // the client asked for a streamed answer
+  relay_mode mode;
+  bool hide_usage = false;  // openai_passthrough: tollgate added include_usage, so strip it again
+  const adapters::provider_adapter* adapter = nullptr;        // translated
+  const adapters::translation_options* options = nullptr;     // translated
+  adapters::stream_framing framing = adapters::stream_framing::sse;
 };
 
 // The relay phase: sends the request upstream and streams the answer back to the client with

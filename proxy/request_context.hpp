@@ -2,6 +2,7 @@
 
 #include "adapters/openai.hpp"
 #include "core/errors.hpp"
+#include "core/providers.hpp"
 #include "proxy/stats.hpp"
 
 #include <chrono>
@@ -20,7 +21,8 @@ struct request_context {
   std::string method;
   std::string path;  // target without the query string
   std::uint8_t route = unknown_route;
-  std::string model;
+  std::string model;  // as the client asked for it (alias or "provider/model" included)
+  const core::provider_config* provider = nullptr;
   std::uint32_t model_id = worker_stats::other_model;
   bool stream = false;
 

@@ -78,10 +78,24 @@ int run_server(const core::config& config) {
                   [&] { return ready.load() && !draining.load(); }});
   ops.listen(metrics_endpoint);
 
+  std::string providers;
+  for (const auto& p : config.providers.providers) {
+    providers += providers.empty() ? "[" : ",";
+    providers += "{\"name\":" + json_string(p.name) + ",\"type\":" + json_string(core::provider_type_name(p.type));
+    if (p.type != core::provider_type::mock) providers += ",\"base_url\":" + json_string(p.base_url.to_string());
+    providers += "}";
+  }
+  providers += "]";
   write_event_line(STDOUT_FILENO, "{\"event\":\"started\",\"listen\":" + json_string(endpoint_text(listen_endpoint)) +
                                       ",\"metrics_listen\":" + json_string(endpoint_text(ops.local_endpoint())) +
                                       ",\"workers\":" + std::to_string(config.workers) +
-                                      ",\"upstream\":" + json_string(config.upstream.to_string()) + "}");
+                                      ",\"providers\":" + providers +
+                                      ",\"builtin_mock\":" + (config.providers.implicit_mock ? "true" : "false") + "}");
+  if (config.providers.implicit_mock) {
+    write_event_line(STDERR_FILENO,
+                     "tollgate: no provider configured and no API key found: answering every model with the built-in "
+                     "mock provider (set OPENAI_API_KEY, TOLLGATE_UPSTREAM_URL or TOLLGATE_PROVIDERS for real ones)");
+  }
   ops.start();
   for (auto& w : workers) w->start();
   ready = true;

@@ -1,9 +1,14 @@
 #include "proxy/session.hpp"
 
+#include "adapters/anthropic_native.hpp"
 #include "adapters/openai.hpp"
+#include "adapters/registry.hpp"
+#include "proxy/mock_provider.hpp"
 #include "proxy/http_out.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/request_context.hpp"
+
+#include <boost/json.hpp>
 
 namespace tollgate::proxy {
 namespace {
@@ -28,25 +33,84 @@ net::awaitable<bool> reply_error(worker_context& worker, beast::tcp_stream& stre
   co_return !ec && keep_alive;
 }
 
+// The body is taken by value: a coroutine's reference parameters must outlive its first
+// suspension, and callers build bodies as temporaries.
+net::awaitable<bool> write_json(worker_context& worker, beast::tcp_stream& stream, request_context& ctx, int status,
+                                std::string body, bool keep_alive) {
+  ctx.status = status;
+  std::string response;
+  http_out::begin_head(response, status, keep_alive, ctx.id);
+  http_out::add_header(response, "Content-Type", "application/json");
+  http_out::end_head_with_length(response, body.size());
+  response += body;
+  stream.expires_after(worker.config.client_idle_timeout);
+  auto [ec, n] = co_await net::async_write(stream, net::buffer(response), use_nothrow);
+  co_return !ec && keep_alive;
+}
+
+// Anthropic's front API: only to Anthropic providers, bytes relayed both ways.
+net::awaitable<bool> handle_native_messages(worker_context& worker, beast::tcp_stream& stream,
+                                            const http::request<http::string_body>& request, request_context& ctx,
+                                            bool keep_alive) {
+  namespace anthropic = adapters::anthropic;
+  auto reject = [&](core::error_kind kind, const std::string& message) {
+    auto info = core::describe(kind);
+    ctx.error = kind;
+    return write_json(worker, stream, ctx, info.http_status,
+                      anthropic::native_error_body(anthropic::native_error_type(info.http_status), message), keep_alive);
+  };
+  auto native = anthropic::parse_native_request(request.body());
+  if (!native) co_return co_await reject(core::error_kind::bad_request, native.error().message);
+  ctx.model = native->model;
+  ctx.model_id = worker.stats.model_id(ctx.model);
+  auto route = core::resolve_model(worker.config.providers, ctx.model);
+  if (!route) co_return co_await reject(core::error_kind::model_not_found, "model: " + ctx.model + " is not served by any provider.");
+  const auto& provider = worker.providers[route->provider_index];
+  ctx.provider = provider.config;
+  if (provider.config->type != core::provider_type::anthropic) {
+    co_return co_await reject(core::error_kind::bad_request,
+                              "model: " + ctx.model + " is served by provider \"" + provider.config->name + "\" (" +
+                                  std::string(core::provider_type_name(provider.config->type)) +
+                                  "); /v1/messages needs an anthropic provider. Use /v1/chat/completions.");
+  }
+  std::string body = route->model == ctx.model ? std::string() : openai::replace_model(request.body(), route->model);
+  relay_request relay_args{request, provider, "/messages", body.empty() ? std::string_view(request.body()) : body,
+                           {}, keep_alive, native->stream, relay_mode::anthropic_passthrough};
+  co_return co_await relay(worker, stream, relay_args, ctx);
+}
+
 // admit -> route -> translate -> relay. Returns whether the connection may carry another request.
 net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& stream,
                                     const http::request<http::string_body>& request, request_context& ctx,
                                     bool keep_alive) {
   ctx.method = std::string(request.method_string());
   ctx.path = std::string(path_of(request.target()));
+  if (ctx.path == "/v1/models") {
+    ctx.route = models_route;
+    if (request.method() != http::verb::get)
+      co_return co_await reply_error(worker, stream, ctx, core::error_kind::method_not_allowed,
+                                     "Method " + ctx.method + " is not allowed on /v1/models; use GET.", keep_alive);
+    co_return co_await write_json(worker, stream, ctx, 200, openai::models_list(worker.config.providers), keep_alive);
+  }
+  if (ctx.path == "/v1/messages") {
+    ctx.route = messages_route;
+    if (request.method() != http::verb::post)
+      co_return co_await reply_error(worker, stream, ctx, core::error_kind::method_not_allowed,
+                                     "Method " + ctx.method + " is not allowed on /v1/messages; use POST.", keep_alive);
+    co_return co_await handle_native_messages(worker, stream, request, ctx, keep_alive);
+  }
   auto endpoint = openai::endpoint_for_path(ctx.path);
   if (!endpoint) {
     co_return co_await reply_error(worker, stream, ctx, core::error_kind::not_found,
-                                   "Unknown request URL: " + std::string(request.method_string()) + " " + ctx.path +
-                                       ". tollgate serves POST /v1/chat/completions, /v1/completions and "
-                                       "/v1/embeddings.",
+                                   "Unknown request URL: " + ctx.method + " " + ctx.path +
+                                       ". tollgate serves POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
+                                       "/v1/messages and GET /v1/models.",
                                    keep_alive);
   }
   ctx.route = static_cast<std::uint8_t>(*endpoint);
   if (request.method() != http::verb::post) {
     co_return co_await reply_error(worker, stream, ctx, core::error_kind::method_not_allowed,
-                                   "Method " + std::string(request.method_string()) + " is not allowed on " +
-                                       ctx.path + "; use POST.",
+                                   "Method " + ctx.method + " is not allowed on " + ctx.path + "; use POST.",
                                    keep_alive);
   }
 
@@ -60,9 +124,62 @@ net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& s
   ctx.stream = front->stream;
   ctx.prompt_tokens_estimate = front->prompt_tokens_estimate;
 
-  std::string_view upstream_body = front->rewritten_body.empty() ? std::string_view(request.body())
-                                                                 : std::string_view(front->rewritten_body);
-  relay_request relay_args{request, upstream_body, keep_alive, front->stream && !front->client_wants_usage};
+  auto route = core::resolve_model(worker.config.providers, ctx.model);
+  if (!route) {
+    co_return co_await reply_error(worker, stream, ctx, core::error_kind::model_not_found,
+                                   "The model `" + ctx.model + "` does not exist or is not served by any configured "
+                                   "provider (see GET /v1/models).",
+                                   keep_alive, "model");
+  }
+  const auto& provider = worker.providers[route->provider_index];
+  ctx.provider = provider.config;
+  const auto type = provider.config->type;
+
+  if (type == core::provider_type::openai) {
+    std::string_view body = front->rewritten_body.empty() ? std::string_view(request.body())
+                                                          : std::string_view(front->rewritten_body);
+    std::string renamed = route->model == ctx.model ? std::string() : openai::replace_model(body, route->model);
+    relay_request relay_args{request, provider, openai::path_below_root(*endpoint), renamed.empty() ? body : renamed,
+                             {}, keep_alive, front->stream, relay_mode::openai_passthrough,
+                             front->stream && !front->client_wants_usage};
+    co_return co_await relay(worker, stream, relay_args, ctx);
+  }
+
+  // Mock and translating providers work on the parsed request.
+  boost::system::error_code ec;
+  auto parsed = boost::json::parse(request.body(), ec);  // validated above, so this parses
+  if (ec || !parsed.is_object())
+    co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request, "Invalid JSON body.", keep_alive);
+  const auto& body = parsed.get_object();
+
+  if (type == core::provider_type::mock) {
+    if (*endpoint == openai::endpoint::completions) {
+      co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request,
+                                     "The mock provider serves /v1/chat/completions and /v1/embeddings.", keep_alive);
+    }
+    mock_request mock_args{*endpoint, body, route->model, front->stream, front->client_wants_usage,
+                           provider.config->mock_token_latency, keep_alive};
+    co_return co_await serve_mock(worker, stream, mock_args, ctx);
+  }
+
+  if (*endpoint != openai::endpoint::chat_completions) {
+    co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request,
+                                   std::string(openai::route_label(*endpoint)) + " is not supported for model `" +
+                                       ctx.model + "`: its provider \"" + provider.config->name + "\" is of type " +
+                                       std::string(core::provider_type_name(type)) + ".",
+                                   keep_alive);
+  }
+  const auto* adapter = adapters::translating_adapter(type);
+  adapters::translation_options options{route->model, worker.config.default_max_tokens, front->stream,
+                                        front->client_wants_usage};
+  auto call = adapter->translate_request(body, options);
+  if (!call) {
+    co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request, call.error().message,
+                                   keep_alive, call.error().param);
+  }
+  relay_request relay_args{request,       provider,     call->path, call->body, call->headers, keep_alive,
+                           front->stream, relay_mode::translated,   false,      adapter,      &options,
+                           call->framing};
   co_return co_await relay(worker, stream, relay_args, ctx);
 }
 

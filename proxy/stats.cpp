@@ -18,6 +18,8 @@ using prometheus::MetricType;
 
 std::string route_name(std::uint8_t route) {
   if (route == unknown_route) return "other";
+  if (route == messages_route) return "/v1/messages";
+  if (route == models_route) return "/v1/models";
   return std::string(adapters::openai::route_label(static_cast<adapters::openai::endpoint>(route)));
 }
 

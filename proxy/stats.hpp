@@ -26,7 +26,9 @@ struct histogram_data {
   void merge(const histogram_data& other) noexcept;
 };
 
-// Route label index: an adapters::openai::endpoint value, or this for everything else.
+// Route label index: an adapters::openai::endpoint value, one of these, or unknown_route.
+inline constexpr std::uint8_t messages_route = 0x10;  // Anthropic's /v1/messages
+inline constexpr std::uint8_t models_route = 0x11;    // GET /v1/models
 inline constexpr std::uint8_t unknown_route = 0xff;
 
 inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(core::error_kind::internal) + 1;

@@ -15,13 +15,29 @@ std::string random_hex(std::size_t digits) {
   return out;
 }
 
-std::string fixed_headers(const core::config& config) {
-  std::string out = "Host: " + config.upstream.host;
-  if (config.upstream.host.find(':') != std::string::npos) out = "Host: [" + config.upstream.host + "]";
-  if (config.upstream.port != (config.upstream.tls ? 443 : 80)) out += ":" + std::to_string(config.upstream.port);
+std::string fixed_headers(const core::provider_config& provider) {
+  const auto& url = provider.base_url;
+  std::string out = "Host: ";
+  if (url.host.find(':') != std::string::npos) out += "[" + url.host + "]";
+  else out += url.host;
+  if (url.port != (url.tls ? 443 : 80)) out += ":" + std::to_string(url.port);
   out += "\r\n";
-  if (!config.upstream_api_key.empty()) out += "Authorization: Bearer " + config.upstream_api_key + "\r\n";
+  if (provider.api_key.empty()) return out;
+  switch (provider.type) {
+    case core::provider_type::anthropic: out += "x-api-key: " + provider.api_key + "\r\n"; break;
+    case core::provider_type::gemini: out += "x-goog-api-key: " + provider.api_key + "\r\n"; break;
+    default: out += "Authorization: Bearer " + provider.api_key + "\r\n"; break;
+  }
   return out;
+}
+
+std::vector<provider_runtime> provider_runtimes(const core::config& config) {
+  std::vector<provider_runtime> runtimes;
+  for (const auto& provider : config.providers.providers) {
+    const auto& url = provider.base_url;
+    runtimes.push_back({&provider, upstream_target::make(url.host, url.port, url.tls), fixed_headers(provider)});
+  }
+  return runtimes;
 }
 
 }  // namespace
@@ -30,8 +46,7 @@ worker_context::worker_context(unsigned index, const core::config& config, net::
                                ssl::context& tls_context, const std::atomic<bool>& draining)
     : index(index),
       config(config),
-      target(upstream_target::make(config.upstream.host, config.upstream.port, config.upstream.tls)),
-      upstream_fixed_headers(fixed_headers(config)),
+      providers(provider_runtimes(config)),
       pool(executor, tls_context, config.upstream_pool_size, config.upstream_connect_timeout),
       log(STDOUT_FILENO, config.access_log),
       draining(draining),

@@ -9,8 +9,17 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tollgate::proxy {
+
+// A provider as one worker sees it: where it lives and the request-invariant header lines
+// (Host and its kind of authentication), built once at start-up.
+struct provider_runtime {
+  const core::provider_config* config = nullptr;
+  upstream_target target;
+  std::string fixed_headers;
+};
 
 // What every session on one worker shares. Owned by that worker and touched only by its
 // thread, except the atomics, which the main thread reads while draining.
@@ -20,9 +29,7 @@ struct worker_context {
 
   unsigned index;
   const core::config& config;
-  upstream_target target;
-  // Request-invariant upstream header lines (Host, Authorization), built once.
-  std::string upstream_fixed_headers;
+  std::vector<provider_runtime> providers;  // same order as config.providers.providers
   upstream_pool pool;
   worker_stats stats;
   access_log log;

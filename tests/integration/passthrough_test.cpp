@@ -94,35 +94,25 @@ TEST_CASE("passthrough: without OPENAI_API_KEY the client's Authorization passes
   CHECK(header(recorded[0], "authorization") == "Bearer client-own-key");
 }
 
-TEST_CASE("passthrough: streamed responses are byte-exact, usage hidden unless asked for") {
+struct stream_row {
+  std::string name;
+  std::string path;
+  std::string body;
+};
+
+std::string chat_stream(json::object fake, std::optional<bool> include_usage = {}) {
+  chat_options o;
+  o.stream = true;
+  o.fake = std::move(fake);
+  o.include_usage = include_usage;
+  return chat_body_from(o);
+}
+
+// Each body through tollgate must equal the reference fake's direct answer to the same body:
+// the client did not ask for usage, so it must not see any trace of the usage tollgate asked for.
+void check_streams_byte_exact(const std::vector<stream_row>& rows) {
   fake_upstream reference;
   proxied_fake p;
-  struct row {
-    std::string name;
-    std::string path;
-    std::string body;
-  };
-  const auto chat_stream = [](json::object fake, std::optional<bool> include_usage = {}) {
-    chat_options o;
-    o.stream = true;
-    o.fake = std::move(fake);
-    o.include_usage = include_usage;
-    return chat_body_from(o);
-  };
-  const row rows[] = {
-      {"plain", chat_path, chat_stream({})},
-      {"no content events", chat_path, chat_stream({{"events", 0}})},
-      {"many events", chat_path, chat_stream({{"events", 300}})},
-      {"paced", chat_path, chat_stream({{"events", 4}, {"delay_ms", 5}})},
-      {"crlf", chat_path, chat_stream({{"crlf", true}})},
-      {"comments", chat_path, chat_stream({{"comments", true}})},
-      {"split", chat_path, chat_stream({{"split", true}})},
-      {"crlf+comments+split", chat_path, chat_stream({{"crlf", true}, {"comments", true}, {"split", true}})},
-      {"include_usage false", chat_path, chat_stream({}, false)},
-      {"include_usage true", chat_path, chat_stream({{"prompt_tokens", 33}}, true)},
-      {"include_usage true, crlf+split", chat_path, chat_stream({{"crlf", true}, {"split", true}}, true)},
-      {"completions", completions_path, completion_body({{"events", 4}}, true)},
-  };
   for (const auto& r : rows) {
     INFO(r.name);
     const auto expected = direct(reference, r.path, r.body);
@@ -140,6 +130,35 @@ TEST_CASE("passthrough: streamed responses are byte-exact, usage hidden unless a
     REQUIRE_FALSE(payloads.empty());
     CHECK(payloads.back() == "[DONE]");
   }
+}
+
+TEST_CASE("passthrough: streamed responses are byte-exact, usage hidden unless asked for") {
+  check_streams_byte_exact({
+      {"plain", chat_path, chat_stream({})},
+      {"no content events", chat_path, chat_stream({{"events", 0}})},
+      {"many events", chat_path, chat_stream({{"events", 300}})},
+      {"paced", chat_path, chat_stream({{"events", 4}, {"delay_ms", 5}})},
+      {"crlf", chat_path, chat_stream({{"crlf", true}})},
+      {"split", chat_path, chat_stream({{"split", true}})},
+      {"crlf+split", chat_path, chat_stream({{"crlf", true}, {"split", true}})},
+      {"include_usage false", chat_path, chat_stream({}, false)},
+      {"include_usage true", chat_path, chat_stream({{"prompt_tokens", 33}}, true)},
+      {"include_usage true, crlf+split", chat_path, chat_stream({{"crlf", true}, {"split", true}}, true)},
+      {"completions", completions_path, completion_body({{"events", 4}}, true)},
+      {"completions, crlf", completions_path, completion_body({{"events", 2}, {"crlf", true}}, true)},
+  });
+}
+
+TEST_CASE("passthrough: SSE comment blocks are forwarded, byte-exact") {
+  check_streams_byte_exact({
+      // The client asked for usage: nothing is hidden, every comment is the provider's.
+      {"comments, include_usage true", chat_path, chat_stream({{"comments", true}}, true)},
+      {"crlf+comments+split, include_usage true", chat_path,
+       chat_stream({{"crlf", true}, {"comments", true}, {"split", true}}, true)},
+      // Usage hidden: the comment block that preceded the hidden usage chunk must go with it.
+      {"comments", chat_path, chat_stream({{"comments", true}})},
+      {"crlf+comments+split", chat_path, chat_stream({{"crlf", true}, {"comments", true}, {"split", true}})},
+  });
 }
 
 TEST_CASE("passthrough: include_usage is injected upstream only when the client did not ask") {

@@ -106,6 +106,34 @@ net::awaitable<bool> write_all(Stream& stream, std::string_view data) {
   co_return !ec;
 }
 
+// POST {/v1beta,/v1}/models/<model>:generateContent or :streamGenerateContent: the model
+// (percent-decoded) and whether it streams.
+bool gemini_route(std::string_view target, std::string& model, bool& stream) {
+  std::string_view path = target.substr(0, target.find('?'));
+  for (std::string_view prefix : {std::string_view("/v1beta/models/"), std::string_view("/v1/models/")}) {
+    if (!path.starts_with(prefix)) continue;
+    path.remove_prefix(prefix.size());
+    const std::size_t colon = path.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    const std::string_view method = path.substr(colon + 1);
+    if (method != "generateContent" && method != "streamGenerateContent") return false;
+    stream = method == "streamGenerateContent";
+    model.clear();
+    const std::string_view encoded = path.substr(0, colon);
+    for (std::size_t i = 0; i < encoded.size(); ++i) {
+      if (encoded[i] == '%' && i + 2 < encoded.size() && std::isxdigit(static_cast<unsigned char>(encoded[i + 1])) &&
+          std::isxdigit(static_cast<unsigned char>(encoded[i + 2]))) {
+        model += static_cast<char>(std::stoi(std::string(encoded.substr(i + 1, 2)), nullptr, 16));
+        i += 2;
+      } else {
+        model += encoded[i];
+      }
+    }
+    return true;
+  }
+  return false;
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -125,15 +153,14 @@ std::shared_ptr<const std::string> plain_response(const wire::script& s, bool ke
   key += s.include_usage ? 'U' : 'u';
   key += s.crlf ? 'C' : 'c';
   key += keep_alive ? 'K' : 'k';
-  key += std::to_string(s.events) + ':' + std::to_string(s.prompt_tokens) + ':' + s.model;
+  key += std::to_string(s.events) + ':' + std::to_string(s.prompt_tokens) + ':' + s.tool_name + ':' + s.model;
   if (auto it = cache.find(key); it != cache.end()) return it->second;
 
   std::string bytes;
   if (s.stream) {
-    bytes = wire::response_head(200, "text/event-stream", -1, keep_alive);
-    for (const auto& payload : wire::stream_payloads(s).payloads) {
-      bytes += wire::chunk(wire::sse_event(payload, s.crlf));
-    }
+    const wire::framed_stream plan = wire::stream_events(s);
+    bytes = wire::response_head(200, plan.content_type, -1, keep_alive);
+    for (const auto& event : plan.events) bytes += wire::chunk(event);
     bytes += wire::last_chunk;
   } else {
     const std::string body = wire::response_body(s);
@@ -185,13 +212,19 @@ struct fake_upstream::impl {
 
   template <class Stream>
   net::awaitable<after> send_error(Stream& stream, int status, std::string_view message,
-                                   std::string_view type, std::string_view code, bool keep_alive,
-                                   std::vector<std::pair<std::string, std::string>> extra = {}) {
-    const std::string body = wire::error_body(message, type, code);
+                                   std::string_view type, std::string_view code, bool keep_alive) {
+    wire::error_reply reply;
+    reply.body = wire::error_body(message, type, code);
+    co_return co_await send_reply(stream, status, std::move(reply), keep_alive);
+  }
+
+  // An error answer already shaped for its format (wire::status_error / wire::error_for).
+  template <class Stream>
+  net::awaitable<after> send_reply(Stream& stream, int status, wire::error_reply reply, bool keep_alive) {
     const std::string bytes = wire::response_head(status, "application/json",
-                                                  static_cast<long long>(body.size()), keep_alive,
-                                                  extra) +
-                              body;
+                                                  static_cast<long long>(reply.body.size()), keep_alive,
+                                                  reply.headers) +
+                              reply.body;
     if (!co_await write_all(stream, bytes)) co_return after::closed;
     co_return keep_alive ? after::keep_alive : after::close;
   }
@@ -223,18 +256,23 @@ struct fake_upstream::impl {
   template <class Stream>
   net::awaitable<after> send_stream(Stream& stream, const wire::script& s, bool keep_alive) {
     tcp::socket& sock = beast::get_lowest_layer(stream);
-    if (!co_await write_all(stream, wire::response_head(200, "text/event-stream", -1, keep_alive))) {
+    const wire::framed_stream plan = wire::stream_events(s);
+    if (!co_await write_all(stream, wire::response_head(200, plan.content_type, -1, keep_alive))) {
       co_return after::closed;
     }
     ++streams_started;
-    const wire::stream_plan plan = wire::stream_payloads(s);
+    // K content events, then the fault. K >= the content events: the fault replaces the event
+    // after the last content event, or the last event (a Gemini stream has no end marker), so a
+    // faulted stream never completes.
+    const std::size_t content_events = plan.events.size() - plan.first_content;
     const std::size_t fail_at =
-        plan.first_content + static_cast<std::size_t>(std::min(s.fail_after, s.events));
+        std::min(plan.first_content + std::min(static_cast<std::size_t>(s.fail_after), content_events),
+                 plan.events.size() - 1);
     const auto aborted = [this] {
       ++streams_aborted;
       return after::closed;
     };
-    for (std::size_t i = 0; i < plan.payloads.size(); ++i) {
+    for (std::size_t i = 0; i < plan.events.size(); ++i) {
       if (s.fail != wire::fail_mode::none && i == fail_at) {
         if (co_await inject_fault(sock, s.fail)) ++streams_aborted;
         co_return after::closed;
@@ -247,7 +285,7 @@ struct fake_upstream::impl {
       if (s.comments && !co_await write_all(stream, wire::chunk(wire::sse_comment(s.crlf)))) {
         co_return aborted();
       }
-      const std::string event = wire::sse_event(plan.payloads[i], s.crlf);
+      const std::string& event = plan.events[i];
       if (s.split) {
         // Two HTTP chunks, the cut inside the JSON, so the SSE event spans two reads and two
         // chunks on the proxy's side.
@@ -279,17 +317,7 @@ struct fake_upstream::impl {
       co_return after::closed;
     }
     if (s.status != 200) {
-      const std::string message = "fake upstream error " + std::to_string(s.status);
-      if (s.status == 429) {
-        // Built outside the call: GCC 12 rejects an initializer list as a coroutine argument.
-        std::vector<std::pair<std::string, std::string>> retry_after;
-        retry_after.emplace_back("Retry-After", "7");
-        co_return co_await send_error(stream, 429, message, "requests", "rate_limit_exceeded",
-                                      keep_alive, std::move(retry_after));
-      }
-      co_return co_await send_error(stream, s.status, message,
-                                    s.status >= 500 ? "server_error" : "invalid_request_error", {},
-                                    keep_alive);
+      co_return co_await send_reply(stream, s.status, wire::status_error(s.kind, s.status), keep_alive);
     }
     if (s.stream) co_return co_await send_stream(stream, s, keep_alive);
 
@@ -344,13 +372,26 @@ struct fake_upstream::impl {
     // Counted after recording, so a test that saw requests == n finds n recorded requests.
     ++requests;
 
-    wire::endpoint kind;
-    if (req.method() == http::verb::post && path == "/v1/chat/completions") {
+    wire::endpoint kind = wire::endpoint::chat;
+    std::string gemini_model;
+    bool gemini_stream = false;
+    const bool post = req.method() == http::verb::post;
+    if (post && path == "/v1/chat/completions") {
       kind = wire::endpoint::chat;
-    } else if (req.method() == http::verb::post && path == "/v1/completions") {
+    } else if (post && path == "/v1/completions") {
       kind = wire::endpoint::completions;
-    } else if (req.method() == http::verb::post && path == "/v1/embeddings") {
+    } else if (post && path == "/v1/embeddings") {
       kind = wire::endpoint::embeddings;
+    } else if (post && path == "/v1/messages") {
+      kind = wire::endpoint::anthropic;
+    } else if (post && path == "/api/chat") {
+      kind = wire::endpoint::ollama;
+    } else if (post && gemini_route(target, gemini_model, gemini_stream)) {
+      kind = wire::endpoint::gemini;
+      if (gemini_stream && target.find("alt=sse") == std::string_view::npos) {
+        co_return co_await send_reply(
+            stream, 400, wire::error_for(kind, 400, "the fake streams Gemini only with ?alt=sse"), keep_alive);
+      }
     } else {
       co_return co_await send_error(
           stream, 404, "Invalid URL (" + std::string(req.method_string()) + " " + std::string(path) + ")",
@@ -358,8 +399,9 @@ struct fake_upstream::impl {
     }
 
     wire::script s;
-    if (std::string error = wire::parse_script(req.body(), kind, s); !error.empty()) {
-      co_return co_await send_error(stream, 400, error, "invalid_request_error", {}, keep_alive);
+    if (std::string error = wire::parse_script(req.body(), kind, s, gemini_model, gemini_stream);
+        !error.empty()) {
+      co_return co_await send_reply(stream, 400, wire::error_for(kind, 400, error), keep_alive);
     }
     if (!s.plain()) co_return co_await send_scripted(stream, s, keep_alive);
 

@@ -1,5 +1,7 @@
 #include "tests/support/fake_wire.hpp"
 
+#include "tests/support/fake_wire_detail.hpp"
+
 #include <boost/json.hpp>
 
 #include <cstdint>
@@ -26,7 +28,46 @@ bool get_int(const json::value& v, int lo, int hi, int& out) {
   return true;
 }
 
-std::string parse_fake(const json::object& fake, script& out) {
+// The text of the last user message of an OpenAI chat request (string content or text parts).
+std::string last_user_text(const json::object& body) {
+  const json::value* messages = body.if_contains("messages");
+  if (messages == nullptr || !messages->is_array()) return {};
+  const json::array& list = messages->get_array();
+  for (auto it = list.rbegin(); it != list.rend(); ++it) {
+    const json::object* m = it->if_object();
+    if (m == nullptr) continue;
+    const json::value* role = m->if_contains("role");
+    if (role == nullptr || !role->is_string() || role->get_string() != "user") continue;
+    const json::value* content = m->if_contains("content");
+    if (content == nullptr) return {};
+    if (content->is_string()) return std::string(content->get_string());
+    std::string text;
+    if (const json::array* parts = content->if_array()) {
+      for (const auto& part : *parts) {
+        const json::object* p = part.if_object();
+        const json::value* t = p != nullptr ? p->if_contains("text") : nullptr;
+        if (t != nullptr && t->is_string()) text += t->get_string();
+      }
+    }
+    return text;
+  }
+  return {};
+}
+
+}  // namespace
+
+namespace detail {
+
+std::string apply_message_script(std::string_view text, script& out) {
+  if (!text.starts_with(script_prefix)) return {};
+  text.remove_prefix(script_prefix.size());
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return "the fake: script in the last user message is not a JSON object";
+  return apply_fake(v.get_object(), out);
+}
+
+std::string apply_fake(const json::object& fake, script& out) {
   for (const auto& [key, v] : fake) {
     bool ok = true;
     if (key == "events") {
@@ -73,6 +114,8 @@ std::string parse_fake(const json::object& fake, script& out) {
   return {};
 }
 
+}  // namespace detail
+
 std::string words(int n, bool trailing_space) {
   std::string out;
   out.reserve(static_cast<std::size_t>(n) * 5);
@@ -84,6 +127,8 @@ std::string words(int n, bool trailing_space) {
   }
   return out;
 }
+
+namespace {
 
 std::string usage(const script& s, bool with_completion) {
   std::string out = "{\"prompt_tokens\":" + std::to_string(s.prompt_tokens);
@@ -144,7 +189,8 @@ std::string json_quote(std::string_view s) {
   return out;
 }
 
-std::string parse_script(std::string_view body, endpoint kind, script& out) {
+std::string parse_script(std::string_view body, endpoint kind, script& out,
+                         std::string_view model_from_path, bool path_stream) {
   out = script{};
   out.kind = kind;
   // Request bodies are small: parse into a stack buffer first, the heap only when it overflows.
@@ -156,21 +202,36 @@ std::string parse_script(std::string_view body, endpoint kind, script& out) {
   const json::object* obj = v.if_object();
   if (obj == nullptr) return "We could not parse the JSON body of your request.";
 
-  const json::value* model = obj->if_contains("model");
-  if (model == nullptr || !model->is_string()) return "you must provide a model parameter";
-  out.model.assign(model->get_string().data(), model->get_string().size());
+  if (kind == endpoint::anthropic || kind == endpoint::gemini || kind == endpoint::ollama) {
+    out.model.assign(model_from_path.data(), model_from_path.size());
+    out.stream = path_stream;
+    if (std::string error = detail::parse_provider_request(*obj, out); !error.empty()) return error;
+  } else {
+    const json::value* model = obj->if_contains("model");
+    if (model == nullptr || !model->is_string()) return "you must provide a model parameter";
+    out.model.assign(model->get_string().data(), model->get_string().size());
 
-  if (const json::value* stream = obj->if_contains("stream"); stream != nullptr) {
-    if (!stream->is_bool() && !stream->is_null()) return "'stream' must be a boolean";
-    out.stream = stream->is_bool() && stream->get_bool() && kind != endpoint::embeddings;
+    if (const json::value* stream = obj->if_contains("stream"); stream != nullptr) {
+      if (!stream->is_bool() && !stream->is_null()) return "'stream' must be a boolean";
+      out.stream = stream->is_bool() && stream->get_bool() && kind != endpoint::embeddings;
+    }
+    if (const json::value* so = obj->if_contains("stream_options"); so != nullptr && so->is_object()) {
+      const json::value* iu = so->get_object().if_contains("include_usage");
+      out.include_usage = iu != nullptr && iu->is_bool() && iu->get_bool();
+    }
+    if (kind == endpoint::chat) {
+      if (std::string error = detail::apply_message_script(last_user_text(*obj), out); !error.empty()) {
+        return error;
+      }
+    }
   }
-  if (const json::value* so = obj->if_contains("stream_options"); so != nullptr && so->is_object()) {
-    const json::value* iu = so->get_object().if_contains("include_usage");
-    out.include_usage = iu != nullptr && iu->is_bool() && iu->get_bool();
-  }
+  // The body member last: its options win over a message script's.
   if (const json::value* fake = obj->if_contains("fake"); fake != nullptr) {
     if (!fake->is_object()) return "'fake' must be an object";
-    return parse_fake(fake->get_object(), out);
+    if (std::string error = detail::apply_fake(fake->get_object(), out); !error.empty()) return error;
+  }
+  if (kind == endpoint::ollama && (out.crlf || out.comments)) {
+    return "fake options 'crlf' and 'comments' do not apply to NDJSON";
   }
   return {};
 }
@@ -194,6 +255,10 @@ std::string response_body(const script& s) {
       return "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
              "\"embedding\":[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]}],\"model\":" +
              model + ",\"usage\":" + usage(s, false) + "}";
+    case endpoint::anthropic:
+    case endpoint::gemini:
+    case endpoint::ollama:
+      return detail::provider_body(s);
   }
   return {};
 }
@@ -237,6 +302,41 @@ stream_plan stream_payloads(const script& s) {
   if (s.include_usage) plan.payloads.push_back(prefix + "],\"usage\":" + usage(s, true) + "}");
   plan.payloads.emplace_back("[DONE]");
   return plan;
+}
+
+framed_stream stream_events(const script& s) {
+  if (s.kind == endpoint::anthropic || s.kind == endpoint::gemini || s.kind == endpoint::ollama) {
+    return detail::provider_stream(s);
+  }
+  stream_plan plan = stream_payloads(s);
+  framed_stream out;
+  out.content_type = "text/event-stream";
+  out.first_content = plan.first_content;
+  out.events.reserve(plan.payloads.size());
+  for (const auto& payload : plan.payloads) out.events.push_back(sse_event(payload, s.crlf));
+  return out;
+}
+
+error_reply status_error(endpoint kind, int status) {
+  const std::string message = "fake upstream error " + std::to_string(status);
+  if (kind == endpoint::anthropic || kind == endpoint::gemini || kind == endpoint::ollama) {
+    return detail::provider_error(kind, status, message, true);
+  }
+  error_reply r;
+  if (status == 429) {
+    r.body = error_body(message, "requests", "rate_limit_exceeded");
+    r.headers.emplace_back("Retry-After", "7");
+  } else {
+    r.body = error_body(message, status >= 500 ? "server_error" : "invalid_request_error");
+  }
+  return r;
+}
+
+error_reply error_for(endpoint kind, int status, std::string_view message) {
+  if (kind == endpoint::anthropic || kind == endpoint::gemini || kind == endpoint::ollama) {
+    return detail::provider_error(kind, status, message, false);
+  }
+  return {error_body(message, "invalid_request_error"), {}};
 }
 
 std::string sse_event(std::string_view payload, bool crlf) {

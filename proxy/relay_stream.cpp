@@ -1,0 +1,241 @@
+#include "proxy/relay_internal.hpp"
+
+#include "adapters/anthropic.hpp"
+#include "adapters/openai.hpp"
+#include "core/ndjson_parser.hpp"
+#include "core/sse_parser.hpp"
+#include "proxy/access_log.hpp"
+#include "proxy/http_out.hpp"
+
+#include <array>
+
+namespace tollgate::proxy::relay_detail {
+namespace {
+
+namespace openai = adapters::openai;
+
+struct stream_gauge {
+  explicit stream_gauge(worker_stats& stats) : stats_(stats) { ++stats_.active_streams; }
+  ~stream_gauge() { --stats_.active_streams; }
+  stream_gauge(const stream_gauge&) = delete;
+  stream_gauge& operator=(const stream_gauge&) = delete;
+  worker_stats& stats_;
+};
+
+// The event's raw bytes with its payload replaced, so its framing (CRLF or LF, comments,
+// other fields) survives a rewrite; a payload spread over several data lines is re-framed.
+void append_with_new_data(std::string& out, const core::sse_event& event, std::string_view new_data) {
+  std::size_t at = event.data.find('\n') == std::string_view::npos ? event.raw.find(event.data) : std::string_view::npos;
+  if (at == std::string_view::npos) {
+    out += "data: ";
+    out += new_data;
+    out += "\n\n";
+    return;
+  }
+  out += event.raw.substr(0, at);
+  out += new_data;
+  out += event.raw.substr(at + event.data.size());
+}
+
+// What each upstream event becomes for the client, per relay mode, and how the stream must
+// end when it does not end by itself.
+class event_handler {
+ public:
+  event_handler(const relay_request& request, request_context& ctx) : request_(request), ctx_(ctx) {
+    if (request.mode == relay_mode::translated) translator_ = request.adapter->make_stream_translator(*request.options);
+  }
+
+  void on_sse(const core::sse_event& event, std::string& out) {
+    switch (request_.mode) {
+      case relay_mode::openai_passthrough:
+        on_openai(event, out);
+        return;
+      case relay_mode::anthropic_passthrough:
+        out += event.raw;
+        if (!event.has_data) return;
+        adapters::anthropic::accumulate_native_usage(event.event, event.data, native_usage_);
+        if (event.event == "content_block_delta") count_event(true);
+        if (event.event == "message_stop") complete_ = true;
+        return;
+      case relay_mode::translated:
+        if (!event.has_data) return;
+        ++ctx_.events_relayed;
+        translator_->on_event(event.event, event.data, out);
+        return;
+    }
+  }
+
+  void on_line(std::string_view line, std::string& out) {
+    ++ctx_.events_relayed;
+    translator_->on_event({}, line, out);
+  }
+
+  bool complete() const {
+    if (translator_) return translator_->complete() && !translator_->failed();
+    return complete_;
+  }
+
+  // Clean end of the upstream body.
+  void finish(std::string& out) {
+    if (translator_ && complete()) translator_->on_end(out);
+  }
+
+  // The stream cannot end by itself: one error event in the client's own format, then the
+  // end marker its SDK expects.
+  void fail(std::string& out, core::error_kind kind, const std::string& message) {
+    auto info = core::describe(kind);
+    if (request_.mode == relay_mode::anthropic_passthrough) {
+      out += "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":";
+      append_json_string(out, message);
+      out += "}}\n\n";
+      return;
+    }
+    if (!(translator_ && translator_->failed())) {
+      out += "data: ";
+      out += openai::error_body(message, info.type, info.code);
+      out += "\n\n";
+    }
+    out += "data: [DONE]\n\n";
+  }
+
+  // Whether the client must be told the stream failed: it broke before completing, or (when
+  // translated) the provider's stream ended without saying it was complete.
+  bool needs_failure(bool upstream_failed) const {
+    if (complete()) return false;
+    return upstream_failed || request_.mode == relay_mode::translated;
+  }
+
+  void settle_usage() {
+    if (translator_) {
+      if (auto usage = translator_->usage()) ctx_.usage = usage;
+      ctx_.output_chunks = translator_->output_chunks();
+    } else if (request_.mode == relay_mode::anthropic_passthrough &&
+               (native_usage_.prompt_tokens > 0 || native_usage_.completion_tokens > 0)) {
+      ctx_.usage = native_usage_;
+    }
+  }
+
+ private:
+  void on_openai(const core::sse_event& event, std::string& out) {
+    if (!event.has_data || !event.event.empty() || event.is_done()) {
+      if (event.is_done()) complete_ = true;
+      out += event.raw;
+      return;
+    }
+    openai::inspect_stream_chunk(event.data, request_.hide_usage, outcome_);
+    // Only a chunk that carries usage updates it: a later chunk without usage never zeroes it.
+    if (outcome_.found_usage) ctx_.usage = outcome_.found_usage;
+    count_event(outcome_.delivers_output);
+    switch (outcome_.what) {
+      case openai::stream_chunk_outcome::action::forward:
+        out += event.raw;
+        break;
+      case openai::stream_chunk_outcome::action::rewrite:
+        append_with_new_data(out, event, outcome_.rewritten_data);
+        break;
+      case openai::stream_chunk_outcome::action::drop:
+        break;
+    }
+  }
+
+  void count_event(bool delivers_output) {
+    ++ctx_.events_relayed;
+    if (delivers_output) ++ctx_.output_chunks;
+  }
+
+  const relay_request& request_;
+  request_context& ctx_;
+  std::unique_ptr<adapters::stream_translator> translator_;
+  openai::stream_chunk_outcome outcome_;
+  openai::usage native_usage_;
+  bool complete_ = false;
+};
+
+net::awaitable<bool> write_chunk(worker_context& worker, beast::tcp_stream& client, std::string& out,
+                                 request_context& ctx, bool last) {
+  char size_line[24];
+  std::array<net::const_buffer, 4> parts{net::buffer(http_out::chunk_header(size_line, out.size())), net::buffer(out),
+                                         net::buffer(http_out::chunk_trailer), net::buffer(http_out::last_chunk)};
+  std::span<const net::const_buffer> to_send(parts);
+  if (out.empty()) to_send = to_send.subspan(3);
+  if (!last) to_send = to_send.first(to_send.size() - 1);
+  if (to_send.empty()) co_return true;
+  bool written = co_await write_to_client(worker, client, to_send);
+  ctx.response_bytes += out.size();
+  out.clear();
+  co_return written;
+}
+
+}  // namespace
+
+// Each upstream read is framed into events, turned into what the client expects, and written
+// out before the next read.
+net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& client, const relay_request& request,
+                                  request_context& ctx, upstream_connection& connection, upstream_parser& parser,
+                                  disconnect_watch& watch, bool& upstream_reusable) {
+  ctx.stream = true;
+  stream_gauge gauge(worker.stats);
+  auto& response = parser.get();
+  std::string head;
+  http_out::begin_head(head, ctx.upstream_status, request.keep_alive, ctx.id);
+  if (request.mode == relay_mode::translated) {
+    http_out::add_header(head, "Content-Type", "text/event-stream; charset=utf-8");
+    http_out::add_header(head, "Cache-Control", "no-cache");
+  } else {
+    copy_end_to_end_headers(head, response.base());
+  }
+  http_out::end_head_chunked(head);
+  // The header goes out at once: the client sees the stream open before the first token.
+  if (!co_await write_to_client(worker, client, net::buffer(head))) co_return note_client_gone(worker, ctx);
+
+  event_handler handler(request, ctx);
+  bool ndjson = request.mode == relay_mode::translated && request.framing == adapters::stream_framing::ndjson;
+  core::sse_parser events(worker.config.max_sse_event_bytes);
+  core::ndjson_parser lines(worker.config.max_sse_event_bytes);
+  std::string out;
+  auto on_event = [&](const core::sse_event& event) { handler.on_sse(event, out); };
+  auto on_line = [&](std::string_view line) { handler.on_line(line, out); };
+  error_code upstream_ec;
+  parser.eager(true);
+  auto& body = response.body();
+
+  while (!parser.is_done()) {
+    if (watch.client_gone()) co_return note_client_gone(worker, ctx);
+    connection.tcp().expires_after(worker.config.stream_idle_timeout);
+    error_code ec = co_await read_body_piece(connection, parser);
+    if (watch.client_gone()) co_return note_client_gone(worker, ctx);
+    if (!body.empty()) {
+      auto oversized_before = events.oversized_events() + lines.oversized_lines();
+      if (ndjson) lines.feed(body, on_line);
+      else events.feed(body, on_event);
+      worker.stats.sse_oversized_events += events.oversized_events() + lines.oversized_lines() - oversized_before;
+      body.clear();
+    }
+    if (!out.empty() && !co_await write_chunk(worker, client, out, ctx, false)) co_return note_client_gone(worker, ctx);
+    if (ec) {
+      upstream_ec = ec;
+      break;
+    }
+  }
+  // A last block (or line) completed by the final byte is handed on.
+  if (ndjson) lines.finish(on_line);
+  else events.finish(on_event);
+
+  ctx.stream_completed = handler.complete();
+  if (handler.needs_failure(static_cast<bool>(upstream_ec))) {
+    // Never a silent truncation: the client's SDK gets an error it raises, then a clean end.
+    auto kind = upstream_ec ? classify_mid_body(upstream_ec) : core::error_kind::upstream_stream_truncated;
+    ctx.error = kind;
+    worker.stats.count_upstream_error(kind);
+    ++worker.stats.stream_interruptions;
+    handler.fail(out, kind, describe_failure(request, kind, upstream_ec, ctx.events_relayed));
+  } else {
+    handler.finish(out);
+  }
+  handler.settle_usage();
+  if (!co_await write_chunk(worker, client, out, ctx, true)) co_return note_client_gone(worker, ctx);
+  upstream_reusable = !upstream_ec && response.keep_alive();
+  co_return request.keep_alive;
+}
+
+}  // namespace tollgate::proxy::relay_detail
