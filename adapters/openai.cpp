@@ -187,6 +187,18 @@ void inspect_stream_chunk(std::string_view data, bool hide_usage, stream_chunk_o
   out.delivers_output = has_nonempty_string_member(data, "\"content\":\"") ||
                         has_nonempty_string_member(data, "\"text\":\"") ||
                         has_nonempty_string_member(data, "\"arguments\":\"");
+  // OpenAI-style servers put "usage":null last in every chunk of a metered stream. A valid
+  // object ending in ,"usage":null} has that member at its top level (the final brace closes
+  // the object, and an unescaped quote after a comma cannot be inside a string), so the
+  // common case needs no structural scan.
+  constexpr std::string_view trailing_null_usage = ",\"usage\":null}";
+  if (data.ends_with(trailing_null_usage)) {
+    if (!hide_usage) return;
+    out.rewritten_data.assign(data.substr(0, data.size() - trailing_null_usage.size()));
+    out.rewritten_data.push_back('}');
+    out.what = stream_chunk_outcome::action::rewrite;
+    return;
+  }
   // Most chunks of a stream that was not asked for usage never mention it: skip the scan.
   if (data.find("\"usage\"") == std::string_view::npos) return;
   auto member = core::find_top_level_member(data, "usage");

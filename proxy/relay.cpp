@@ -23,7 +23,7 @@ net::awaitable<error_code> read_body_piece(upstream_connection& connection, upst
     } else if (parser.is_done()) {
       co_return error_code{};
     }
-    std::size_t room = beast::read_size(buffer, 64 * 1024);
+    std::size_t room = beast::read_size(buffer, 16 * 1024);
     if (room == 0) co_return http::make_error_code(http::error::buffer_overflow);
     auto [ec, n] = co_await connection.async_read_some(buffer.prepare(room), use_nothrow);
     buffer.commit(n);

@@ -151,18 +151,25 @@ class event_handler {
   bool complete_ = false;
 };
 
-net::awaitable<bool> write_chunk(worker_context& worker, beast::tcp_stream& client, std::string& out,
-                                 request_context& ctx, bool last) {
+// One write for whatever is ready: the response head if it is still pending, the events as one
+// chunk, and the terminating chunk when the stream is over.
+net::awaitable<bool> write_pending(worker_context& worker, beast::tcp_stream& client, std::string& head,
+                                   std::string& out, request_context& ctx, bool last) {
   char size_line[24];
-  std::array<net::const_buffer, 4> parts{net::buffer(http_out::chunk_header(size_line, out.size())), net::buffer(out),
-                                         net::buffer(http_out::chunk_trailer), net::buffer(http_out::last_chunk)};
-  std::span<const net::const_buffer> to_send(parts);
-  if (out.empty()) to_send = to_send.subspan(3);
-  if (!last) to_send = to_send.first(to_send.size() - 1);
-  if (to_send.empty()) co_return true;
-  bool written = co_await write_to_client(worker, client, to_send);
+  std::array<net::const_buffer, 5> parts;
+  std::size_t count = 0;
+  if (!head.empty()) parts[count++] = net::buffer(head);
+  if (!out.empty()) {
+    parts[count++] = net::buffer(http_out::chunk_header(size_line, out.size()));
+    parts[count++] = net::buffer(out);
+    parts[count++] = net::buffer(http_out::chunk_trailer);
+  }
+  if (last) parts[count++] = net::buffer(http_out::last_chunk);
+  if (count == 0) co_return true;
+  bool written = co_await write_to_client(worker, client, std::span(parts.data(), count));
   ctx.response_bytes += out.size();
   out.clear();
+  head.clear();
   co_return written;
 }
 
@@ -185,8 +192,12 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
     copy_end_to_end_headers(head, response.base());
   }
   http_out::end_head_chunked(head);
-  // The header goes out at once: the client sees the stream open before the first token.
-  if (!co_await write_to_client(worker, client, net::buffer(head))) co_return note_client_gone(worker, ctx);
+  // When the first events came with the upstream's header they go out with ours, in one write;
+  // otherwise the header goes out at once, so the client sees the stream open before the
+  // first token.
+  std::string no_events;
+  if (connection.read_buffer().size() == 0 && !co_await write_pending(worker, client, head, no_events, ctx, false))
+    co_return note_client_gone(worker, ctx);
 
   event_handler handler(request, ctx);
   bool ndjson = request.mode == relay_mode::translated && request.framing == adapters::stream_framing::ndjson;
@@ -211,11 +222,14 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
       worker.stats.sse_oversized_events += events.oversized_events() + lines.oversized_lines() - oversized_before;
       body.clear();
     }
-    if (!out.empty() && !co_await write_chunk(worker, client, out, ctx, false)) co_return note_client_gone(worker, ctx);
     if (ec) {
       upstream_ec = ec;
       break;
     }
+    // The last piece goes out below, together with the end of the stream.
+    if (!parser.is_done() && (!out.empty() || !head.empty()) &&
+        !co_await write_pending(worker, client, head, out, ctx, false))
+      co_return note_client_gone(worker, ctx);
   }
   // A last block (or line) completed by the final byte is handed on.
   if (ndjson) lines.finish(on_line);
@@ -233,7 +247,7 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
     handler.finish(out);
   }
   handler.settle_usage();
-  if (!co_await write_chunk(worker, client, out, ctx, true)) co_return note_client_gone(worker, ctx);
+  if (!co_await write_pending(worker, client, head, out, ctx, true)) co_return note_client_gone(worker, ctx);
   upstream_reusable = !upstream_ec && response.keep_alive();
   co_return request.keep_alive;
 }

@@ -247,6 +247,7 @@ net::awaitable<void> serve_client(worker_context& worker, session_set& sessions,
   session_handle handle{&stream, false};
   session_registration registration(worker, sessions, handle);
   beast::flat_buffer buffer;
+  buffer.reserve(8 * 1024);  // most requests arrive in one read (see upstream.cpp)
 
   for (;;) {
     http::request_parser<http::string_body> parser;

@@ -2,7 +2,6 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <sys/socket.h>
 
 namespace tollgate::proxy {
 namespace {
@@ -12,8 +11,11 @@ constexpr auto address_ttl = std::chrono::seconds(30);
 // Servers commonly close keep-alive connections idle for about a minute; retire ours first
 // rather than race the server's close.
 constexpr auto max_idle_time = std::chrono::seconds(45);
-// Pooled connections that are read-only buffered must still fit in memory.
+// A response header must fit; bodies pass through piece by piece.
 constexpr std::size_t max_read_buffer = 64 * 1024;
+// Beast reads at most the buffer's free capacity (512 bytes for a fresh buffer): reserving a
+// typical stream burst up front turns ten small reads and writes into one.
+constexpr std::size_t initial_read_capacity = 16 * 1024;
 
 upstream_failure connect_failure(const error_code& ec) {
   if (ec == beast::error::timeout) return {core::error_kind::upstream_timeout, ec};
@@ -24,18 +26,9 @@ upstream_failure connect_failure(const error_code& ec) {
 
 upstream_connection::upstream_connection(net::any_io_executor executor, ssl::context* tls_context)
     : buffer_(max_read_buffer) {
+  buffer_.reserve(initial_read_capacity);
   if (tls_context) tls_.emplace(beast::tcp_stream(executor), *tls_context);
   else plain_.emplace(executor);
-}
-
-bool upstream_connection::looks_stale() noexcept {
-  auto& socket = tcp().socket();
-  if (!socket.is_open() || buffer_.size() != 0) return true;
-  char probe;
-  ssize_t n = ::recv(socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return true;                                      // orderly close by the server
-  if (n > 0) return true;                                       // unsolicited bytes: not our protocol state
-  return !(errno == EAGAIN || errno == EWOULDBLOCK);            // reset or other socket error
 }
 
 upstream_pool::upstream_pool(net::any_io_executor executor, ssl::context& tls_context,
@@ -67,7 +60,9 @@ net::awaitable<boost::system::result<upstream_lease, upstream_failure>> upstream
       // Most recently used first: the one least likely to have been closed by the server.
       auto connection = std::move(idle.back());
       idle.pop_back();
-      if (now - connection->idle_since < max_idle_time && !connection->looks_stale())
+      // A connection the server closed meanwhile is caught by the relay's retry-once rule;
+      // probing each one here would cost a system call per request.
+      if (now - connection->idle_since < max_idle_time && connection->tcp().socket().is_open())
         co_return upstream_lease{std::move(connection), true};
     }
   }

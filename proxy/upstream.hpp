@@ -60,10 +60,6 @@ class upstream_connection {
         token, buffers);
   }
 
-  // True when the peer has closed (or sent unsolicited bytes on) an idle connection: such a
-  // connection must not carry another request.
-  bool looks_stale() noexcept;
-
   std::chrono::steady_clock::time_point idle_since{};
 
  private:

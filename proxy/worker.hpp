@@ -37,7 +37,9 @@ class worker {
   net::awaitable<void> accept_loop();
   net::awaitable<void> flush_loop();
 
-  net::io_context io_{1};
+  // Only this worker's thread touches its sockets, so per-descriptor locking in the reactor is
+  // pure cost; posting from other threads still goes through the (locked) scheduler.
+  net::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   tcp::acceptor acceptor_;
   worker_context context_;
   session_set sessions_;
