@@ -38,8 +38,11 @@ net::awaitable<error_code> read_body_piece(upstream_connection& connection, upst
   }
 }
 
+// Beast reports a peer that closed the connection in its HTTP category too; that is a
+// connection failure (retryable on a pooled connection), not a malformed response.
 bool is_http_protocol_error(const error_code& ec) {
-  return ec.category() == http::make_error_code(http::error::bad_version).category();
+  return ec.category() == http::make_error_code(http::error::bad_version).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message;
 }
 
 core::error_kind classify_before_response(const error_code& ec) {
