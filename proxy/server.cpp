@@ -86,6 +86,8 @@ int run_server(const core::config& config) {
     providers += "}";
   }
   providers += "]";
+  // Ready before the started line, so whoever waits for that line never sees /readyz say 503.
+  ready = true;
   write_event_line(STDOUT_FILENO, "{\"event\":\"started\",\"listen\":" + json_string(endpoint_text(listen_endpoint)) +
                                       ",\"metrics_listen\":" + json_string(endpoint_text(ops.local_endpoint())) +
                                       ",\"workers\":" + std::to_string(config.workers) +
@@ -98,7 +100,6 @@ int run_server(const core::config& config) {
   }
   ops.start();
   for (auto& w : workers) w->start();
-  ready = true;
 
   net::signal_set signals(main_io, SIGTERM, SIGINT);
   int signal_number = 0;

@@ -150,15 +150,37 @@ TEST_CASE("passthrough: streamed responses are byte-exact, usage hidden unless a
 }
 
 TEST_CASE("passthrough: SSE comment blocks are forwarded, byte-exact") {
+  // The client asked for usage: nothing is hidden, every comment is the provider's.
   check_streams_byte_exact({
-      // The client asked for usage: nothing is hidden, every comment is the provider's.
       {"comments, include_usage true", chat_path, chat_stream({{"comments", true}}, true)},
       {"crlf+comments+split, include_usage true", chat_path,
        chat_stream({{"crlf", true}, {"comments", true}, {"split", true}}, true)},
-      // Usage hidden: the comment block that preceded the hidden usage chunk must go with it.
-      {"comments", chat_path, chat_stream({{"comments", true}})},
-      {"crlf+comments+split", chat_path, chat_stream({{"crlf", true}, {"comments", true}, {"split", true}})},
   });
+}
+
+TEST_CASE("passthrough: with usage hidden, events are exact and keep-alive comments are forwarded at once") {
+  // A comment block is forwarded when it arrives: holding keep-alives back to see whether the
+  // next event will be dropped would defeat their purpose. So the one the provider sent before
+  // the usage chunk tollgate asked for still reaches the client: every event is exact, and the
+  // client gets at least the provider's comments.
+  fake_upstream reference;
+  proxied_fake p;
+  for (const auto& [name, fake] : std::vector<std::pair<std::string, json::object>>{
+           {"comments", {{"comments", true}}}, {"crlf+comments+split", {{"crlf", true}, {"comments", true}, {"split", true}}}}) {
+    INFO(name);
+    const auto body = chat_stream(fake);
+    const auto expected = direct(reference, chat_path, body);
+    const auto got = testing::http_request(p.proxy.port(), "POST", chat_path, body);
+    CHECK(got.status == 200);
+    CHECK(sse_payloads(got.body) == sse_payloads(expected.body));
+    auto comments = [](const std::string& text) {
+      std::size_t count = 0;
+      for (std::size_t at = text.find(": keep-alive"); at != std::string::npos; at = text.find(": keep-alive", at + 1))
+        ++count;
+      return count;
+    };
+    CHECK(comments(got.body) == comments(expected.body) + 1);
+  }
 }
 
 TEST_CASE("passthrough: include_usage is injected upstream only when the client did not ask") {
