@@ -58,6 +58,13 @@ int run_server(const core::config& config) {
   tls_client_defaults(tls_context);
 
   net::io_context main_io{1};
+  // Installed before anything can announce readiness: a SIGTERM that arrives right after the
+  // started line must drain, not kill.
+  net::signal_set signals(main_io, SIGTERM, SIGINT);
+  int signal_number = 0;
+  signals.async_wait([&](const error_code& ec, int number) {
+    if (!ec) signal_number = number;
+  });
   auto listen_endpoint = resolve_listen_address(main_io, config.listen, "TOLLGATE_LISTEN");
   auto metrics_endpoint = resolve_listen_address(main_io, config.metrics_listen, "TOLLGATE_METRICS_LISTEN");
 
@@ -101,11 +108,6 @@ int run_server(const core::config& config) {
   ops.start();
   for (auto& w : workers) w->start();
 
-  net::signal_set signals(main_io, SIGTERM, SIGINT);
-  int signal_number = 0;
-  signals.async_wait([&](const error_code& ec, int number) {
-    if (!ec) signal_number = number;
-  });
   main_io.run();
 
   // Drain: /readyz turns 503 so the load balancer stops sending, no new connections are

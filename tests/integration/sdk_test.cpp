@@ -5,7 +5,7 @@
 // Needs node (>= 20) and npm. Skipped in a plain integration_tests run (doctest::skip); the
 // `sdk` ctest entry runs it with --no-skip, and there a missing node or npm is a failure.
 // tests/sdk/node_modules is installed with `npm ci` from the committed package-lock.json when
-// it is missing (the npm registry must be reachable the first time).
+// it is missing or stale (the npm registry must be reachable then).
 
 #include "tests/integration/helpers.hpp"
 #include "tests/support/child_process.hpp"
@@ -66,7 +66,12 @@ TEST_CASE("sdk: the OpenAI and Anthropic Node SDKs work through tollgate" * doct
                   "\n\n*** node is not installed: the SDK test needs Node.js >= 20 and npm "
                   "(scripts/install-deps) ***\n");
   INFO("node --version: " << node->output);
-  if (!fs::exists(sdk_dir() / "node_modules")) {
+  // npm ci when node_modules is missing or older than the lock file (npm keeps its own copy of
+  // the lock in node_modules/.package-lock.json).
+  const fs::path installed = sdk_dir() / "node_modules" / ".package-lock.json";
+  std::error_code ec;
+  if (!fs::exists(installed, ec) ||
+      fs::last_write_time(installed, ec) < fs::last_write_time(sdk_dir() / "package-lock.json", ec)) {
     const auto npm = run_tool("npm", {"ci", "--prefer-offline", "--no-audit", "--no-fund"}, {}, 300s);
     REQUIRE_MESSAGE(npm.has_value(), "\n\n*** npm is not installed: the SDK test needs npm (scripts/install-deps) ***\n");
     REQUIRE_MESSAGE(npm->exit_code == std::optional<int>(0), "npm ci in " << sdk_dir() << " failed\n" << npm->output);

@@ -264,9 +264,8 @@ struct fake_upstream::impl {
     // K content events, then the fault. K >= the content events: the fault replaces the event
     // after the last content event, or the last event (a Gemini stream has no end marker), so a
     // faulted stream never completes.
-    const std::size_t content_events = plan.events.size() - plan.first_content;
     const std::size_t fail_at =
-        std::min(plan.first_content + std::min(static_cast<std::size_t>(s.fail_after), content_events),
+        std::min(plan.first_content + std::min(static_cast<std::size_t>(s.fail_after), plan.content_events),
                  plan.events.size() - 1);
     const auto aborted = [this] {
       ++streams_aborted;

@@ -1,15 +1,23 @@
 #pragma once
 
-// A fake OpenAI-compatible provider for integration tests and the benchmark.
+// A fake LLM provider for integration tests and the benchmark: one server that speaks every
+// provider format tollgate talks to.
 //
 // It speaks HTTP/1.1 (optionally over TLS) with keep-alive and answers
 //   POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings  (OpenAI wire format)
+//   POST /v1/messages                                                     (Anthropic Messages)
+//   POST /v1beta/models/<model>:generateContent                           (Gemini)
+//   POST /v1beta/models/<model>:streamGenerateContent?alt=sse
+//   POST /api/chat                                                        (Ollama, NDJSON streams)
 //   GET  /_stats                                                          (stats as JSON)
-// and 404 with an OpenAI-shaped error body for anything else.
+// and 404 with an OpenAI-shaped error body for anything else. Each format's errors come in that
+// provider's own shape.
 //
 // Responses are deterministic (fixed ids, `created`, word contents; `model` echoed) so a test
 // can compare the bytes of a direct response with the bytes relayed by the proxy. Behaviour is
-// scripted per request by an optional object member "fake" in the JSON body:
+// scripted per request by an optional object member "fake" in the JSON body, or, because
+// tollgate's translating adapters drop unknown fields, by a last user message whose text is
+// "fake:" followed by the same JSON object (the body member wins where both set an option):
 //
 //   events               N content events / words                         (default 5)
 //   prompt_tokens        P, reported in usage                            (default 10)

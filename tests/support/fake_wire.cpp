@@ -312,6 +312,7 @@ framed_stream stream_events(const script& s) {
   framed_stream out;
   out.content_type = "text/event-stream";
   out.first_content = plan.first_content;
+  out.content_events = static_cast<std::size_t>(s.events);
   out.events.reserve(plan.payloads.size());
   for (const auto& payload : plan.payloads) out.events.push_back(sse_event(payload, s.crlf));
   return out;

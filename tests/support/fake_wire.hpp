@@ -74,6 +74,7 @@ struct framed_stream {
   std::string content_type;          // text/event-stream or application/x-ndjson
   std::vector<std::string> events;   // bytes of each event in order
   std::size_t first_content = 0;     // index of the first content event
+  std::size_t content_events = 0;    // how many follow it (fail_after counts these)
 };
 framed_stream stream_events(const script& s);
 

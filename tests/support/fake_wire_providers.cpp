@@ -234,6 +234,7 @@ framed_stream anthropic_stream(const script& s) {
                        s.crlf));
     }
   }
+  out.content_events = ev.size() - out.first_content;
   ev.push_back(sse("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}", s.crlf));
   ev.push_back(sse("message_delta",
                    std::string("{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"") +
@@ -283,18 +284,18 @@ std::string gemini_body(const script& s) {
 framed_stream gemini_stream(const script& s) {
   framed_stream out;
   out.content_type = "text/event-stream";
+  // Every event is a content event: there is no end marker.
   if (!s.tool_name.empty()) {
     out.events.push_back(sse({}, gemini_response(s, gemini_function_call(s), true, s.events), s.crlf));
-    return out;
-  }
-  if (s.events == 0) {
+  } else if (s.events == 0) {
     out.events.push_back(sse({}, gemini_response(s, "{\"text\":\"\"}", true, 0), s.crlf));
-    return out;
+  } else {
+    for (int i = 0; i < s.events; ++i) {
+      out.events.push_back(
+          sse({}, gemini_response(s, "{\"text\":\"" + word(i) + "\"}", i + 1 == s.events, i + 1), s.crlf));
+    }
   }
-  for (int i = 0; i < s.events; ++i) {
-    out.events.push_back(
-        sse({}, gemini_response(s, "{\"text\":\"" + word(i) + "\"}", i + 1 == s.events, i + 1), s.crlf));
-  }
+  out.content_events = out.events.size();
   return out;
 }
 
@@ -352,6 +353,7 @@ framed_stream ollama_stream(const script& s) {
                            "\"},\"done\":false}\n");
     }
   }
+  out.content_events = out.events.size();
   out.events.push_back(ollama_done(s, "") + "\n");
   return out;
 }
