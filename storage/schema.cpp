@@ -1,0 +1,173 @@
+#include "storage/schema.hpp"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <string_view>
+
+namespace tollgate::storage {
+
+namespace {
+
+// Index i migrates user_version i to i + 1. Each step runs in its own transaction together
+// with the user_version bump, so a crash mid-migration leaves the previous version intact.
+constexpr std::array<std::string_view, schema_version> migrations = {
+    R"sql(
+CREATE TABLE requests (
+  id                INTEGER PRIMARY KEY,
+  time_ms           INTEGER NOT NULL,
+  request_id        TEXT    NOT NULL,
+  key_fingerprint   TEXT    NOT NULL DEFAULT '',
+  departments       TEXT    NOT NULL DEFAULT '',
+  user_name         TEXT    NOT NULL DEFAULT '',
+  agent             TEXT    NOT NULL DEFAULT '',
+  provider          TEXT    NOT NULL,
+  model             TEXT    NOT NULL,
+  route_reason      TEXT    NOT NULL DEFAULT '',
+  http_status       INTEGER NOT NULL,
+  prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  cached_tokens     INTEGER NOT NULL DEFAULT 0,
+  cost_micro_usd    INTEGER NOT NULL DEFAULT 0,
+  ttfb_ms           INTEGER NOT NULL DEFAULT 0,
+  duration_ms       INTEGER NOT NULL DEFAULT 0,
+  streamed          INTEGER NOT NULL DEFAULT 0,
+  stream_completed  INTEGER NOT NULL DEFAULT 0,
+  usage_estimated   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX requests_time ON requests(time_ms);
+CREATE INDEX requests_provider_time ON requests(provider, time_ms);
+
+CREATE TABLE throttle_audit (
+  id                  INTEGER PRIMARY KEY,
+  time_ms             INTEGER NOT NULL,
+  provider            TEXT    NOT NULL,
+  from_state          TEXT    NOT NULL,
+  to_state            TEXT    NOT NULL,
+  spent_micro_usd     INTEGER NOT NULL,
+  budget_micro_usd    INTEGER NOT NULL,
+  projected_micro_usd INTEGER NOT NULL,
+  reason              TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX throttle_audit_provider_time ON throttle_audit(provider, time_ms);
+
+-- Budgets (per provider) and quotas (per department, user or key) share a shape; a NULL
+-- limit means "no limit of that kind" so a row can cap tokens, cost, or both.
+CREATE TABLE budgets (
+  scope           TEXT    NOT NULL,
+  name            TEXT    NOT NULL,
+  period          TEXT    NOT NULL CHECK (period IN ('day', 'month')),
+  limit_tokens    INTEGER,
+  limit_micro_usd INTEGER,
+  PRIMARY KEY (scope, name, period)
+);
+CREATE TABLE quotas (
+  scope           TEXT    NOT NULL,
+  name            TEXT    NOT NULL,
+  period          TEXT    NOT NULL CHECK (period IN ('day', 'month')),
+  limit_tokens    INTEGER,
+  limit_micro_usd INTEGER,
+  PRIMARY KEY (scope, name, period)
+);
+)sql",
+};
+
+open_result fail(sqlite3* db, const std::string& path, std::string_view what) {
+  open_result result;
+  result.code = db != nullptr ? sqlite3_extended_errcode(db) : SQLITE_NOMEM;
+  result.error = "ledger database " + path + ": " + std::string(what);
+  if (db != nullptr) {
+    result.error += ": ";
+    result.error += sqlite3_errmsg(db);
+  }
+  return result;
+}
+
+}  // namespace
+
+void db_closer::operator()(sqlite3* db) const noexcept {
+  // close_v2 defers the close until the last statement is finalized, so an owner that forgot
+  // one leaks nothing worse than a zombie handle.
+  sqlite3_close_v2(db);
+}
+
+int read_user_version(sqlite3* db) noexcept {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr) != SQLITE_OK) return -1;
+  int version = -1;
+  if (sqlite3_step(stmt) == SQLITE_ROW) version = sqlite3_column_int(stmt, 0);
+  sqlite3_finalize(stmt);
+  return version;
+}
+
+open_result open_database(const std::string& path, const open_options& options) noexcept {
+  try {
+    sqlite3* raw = nullptr;
+    const int flags = options.read_only ? SQLITE_OPEN_READONLY
+                                        : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    // NOMUTEX: each connection is confined to one thread (the writer, or the caller of a
+    // query), so SQLite's per-connection mutex would be pure overhead.
+    const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    db_handle db(raw);
+    if (rc != SQLITE_OK) return fail(raw, path, "cannot open");
+    sqlite3_extended_result_codes(raw, 1);
+    sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+
+    // The first real read: a garbage file fails here with SQLITE_NOTADB, not at open.
+    const int version = read_user_version(raw);
+    if (version < 0) return fail(raw, path, "cannot read schema version");
+    if (version > schema_version) {
+      open_result result;
+      result.error = "ledger database " + path + " has schema version " +
+                     std::to_string(version) + ", newer than this tollgate supports (" +
+                     std::to_string(schema_version) + "); refusing to touch it";
+      return result;
+    }
+    if (options.read_only) {
+      if (version < schema_version) {
+        open_result result;
+        result.error = "ledger database " + path + " has schema version " +
+                       std::to_string(version) + " and needs migrating, but is opened read-only";
+        return result;
+      }
+      open_result result;
+      result.db = std::move(db);
+      return result;
+    }
+
+    char* message = nullptr;
+    auto exec = [&](const char* sql) {
+      if (sqlite3_exec(raw, sql, nullptr, nullptr, &message) == SQLITE_OK) return true;
+      sqlite3_free(message);
+      message = nullptr;
+      return false;
+    };
+    if (!exec("PRAGMA journal_mode=WAL")) return fail(raw, path, "cannot enable WAL");
+    if (!exec("PRAGMA synchronous=NORMAL")) return fail(raw, path, "cannot set synchronous");
+    for (int v = version; v < schema_version; ++v) {
+      if (!exec("BEGIN IMMEDIATE")) return fail(raw, path, "cannot start migration");
+      const std::string bump = "PRAGMA user_version=" + std::to_string(v + 1);
+      const std::string step(migrations[static_cast<std::size_t>(v)]);
+      if (!exec(step.c_str()) || !exec(bump.c_str())) {
+        auto result = fail(raw, path, "migration to version " + std::to_string(v + 1) + " failed");
+        exec("ROLLBACK");
+        return result;
+      }
+      if (!exec("COMMIT")) {
+        auto result = fail(raw, path, "cannot commit migration");
+        exec("ROLLBACK");
+        return result;
+      }
+    }
+    open_result result;
+    result.db = std::move(db);
+    return result;
+  } catch (...) {
+    open_result result;
+    result.code = SQLITE_NOMEM;
+    result.error = "ledger database " + path + ": out of memory while opening";
+    return result;
+  }
+}
+
+}  // namespace tollgate::storage

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+struct sqlite3;
+
+namespace tollgate::storage {
+
+// The schema version this build writes. Bump it and append a migration step in schema.cpp;
+// never edit a step that has shipped, since existing files have already run it.
+inline constexpr int schema_version = 1;
+
+struct db_closer {
+  void operator()(sqlite3* db) const noexcept;
+};
+using db_handle = std::unique_ptr<sqlite3, db_closer>;
+
+struct open_options {
+  // Read-only opens never migrate or switch journal mode; they exist for tools, for tests of
+  // the unwritable-database path, and for running as root where chmod cannot deny writes.
+  bool read_only = false;
+  int busy_timeout_ms = 5000;
+};
+
+// Errors are values: a corrupt, unwritable or too-new file must become a readiness failure
+// and a log line in the proxy, never a crash or an exception unwinding through a reactor.
+struct open_result {
+  db_handle db;
+  int code = 0;       // SQLite extended result code, or 0 when the failure is ours
+  std::string error;  // human-readable, includes the path
+  explicit operator bool() const noexcept { return db != nullptr; }
+};
+
+// Opens (creating if needed) and migrates the ledger database to schema_version: WAL,
+// synchronous=NORMAL (durable across process crashes, at most the last commits lost on power
+// loss, which is the trade Envoy-style access logs make too), busy_timeout.
+open_result open_database(const std::string& path, const open_options& options = {}) noexcept;
+
+// The database's PRAGMA user_version, or -1 when it cannot be read.
+int read_user_version(sqlite3* db) noexcept;
+
+}  // namespace tollgate::storage

@@ -1,0 +1,67 @@
+#pragma once
+
+#include "core/ledger_record.hpp"
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+namespace tollgate::storage::testing {
+
+// A fresh directory per test so files, WAL and -shm never leak between cases.
+class temp_dir {
+ public:
+  temp_dir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "tollgate-storage-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::system_error(errno, std::generic_category());
+    path_ = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline core::ledger_record make_record(std::int64_t n) {
+  core::ledger_record r;
+  r.time_ms = 1'700'000'000'000 + n;
+  r.request_id = "req-" + std::to_string(n);
+  r.key_fingerprint = "fp-" + std::to_string(n % 3);
+  r.departments = "search,ads";
+  r.user = "alice";
+  r.agent = "bot";
+  r.provider = "openai";
+  r.model = "gpt-4o-mini";
+  r.route_reason = "primary";
+  r.http_status = 200;
+  r.prompt_tokens = 10;
+  r.completion_tokens = 5;
+  r.cost_micro_usd = 3;
+  return r;
+}
+
+// Reads the test's own connection, separate from the writer's, as the admin API will.
+inline std::int64_t scalar(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* stmt = nullptr;
+  std::int64_t value = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+    value = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return value;
+}
+
+}  // namespace tollgate::storage::testing
