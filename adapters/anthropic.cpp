@@ -48,6 +48,8 @@
 // cached_tokens = cache_read.
 #include "adapters/anthropic.hpp"
 
+#include "adapters/json_fields.hpp"
+
 #include "adapters/anthropic_detail.hpp"
 
 #include <boost/json.hpp>
@@ -391,14 +393,6 @@ maybe_error translate_sampling(const json::object& request, const translation_op
   if (std::string_view user = string_or_empty(present(request, "user")); !user.empty())
     out["metadata"] = json::object{{"user_id", user}};
   return std::nullopt;
-}
-
-std::optional<std::uint64_t> read_count(const json::object& object, std::string_view name) {
-  const json::value* value = object.if_contains(name);
-  if (!value) return std::nullopt;
-  boost::system::error_code ec;
-  auto count = value->to_number<std::uint64_t>(ec);
-  return ec ? std::nullopt : std::optional<std::uint64_t>(count);
 }
 
 }  // namespace

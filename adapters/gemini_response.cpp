@@ -2,6 +2,8 @@
 // and error bodies. The request side lives in gemini.cpp.
 #include "adapters/gemini.hpp"
 
+#include "adapters/json_fields.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -16,14 +18,6 @@ namespace {
 const json::value* member(const json::object& object, std::string_view name) {
   const json::value* value = object.if_contains(name);
   return value && !value->is_null() ? value : nullptr;
-}
-
-std::uint64_t read_count(const json::object& object, std::string_view name) {
-  const json::value* value = object.if_contains(name);
-  if (!value) return 0;
-  if (value->is_uint64()) return value->get_uint64();
-  if (value->is_int64() && value->get_int64() > 0) return static_cast<std::uint64_t>(value->get_int64());
-  return 0;
 }
 
 std::string_view string_member(const json::object& object, std::string_view name) {
@@ -49,12 +43,12 @@ struct usage_counts {
     if (!metadata || !metadata->is_object()) return;
     const auto& m = metadata->get_object();
     seen = true;
-    prompt = std::max(prompt, read_count(m, "promptTokenCount"));
-    candidates = std::max(candidates, read_count(m, "candidatesTokenCount"));
-    thoughts = std::max(thoughts, read_count(m, "thoughtsTokenCount"));
-    tool_prompt = std::max(tool_prompt, read_count(m, "toolUsePromptTokenCount"));
-    cached = std::max(cached, read_count(m, "cachedContentTokenCount"));
-    total = std::max(total, read_count(m, "totalTokenCount"));
+    prompt = std::max(prompt, read_count(m, "promptTokenCount").value_or(0));
+    candidates = std::max(candidates, read_count(m, "candidatesTokenCount").value_or(0));
+    thoughts = std::max(thoughts, read_count(m, "thoughtsTokenCount").value_or(0));
+    tool_prompt = std::max(tool_prompt, read_count(m, "toolUsePromptTokenCount").value_or(0));
+    cached = std::max(cached, read_count(m, "cachedContentTokenCount").value_or(0));
+    total = std::max(total, read_count(m, "totalTokenCount").value_or(0));
   }
 
   openai::usage to_usage() const { return openai::usage{prompt + tool_prompt, candidates + thoughts, cached}; }
@@ -172,7 +166,7 @@ std::optional<gemini_error> read_error_object(const json::object& object) {
   if (!error || !error->is_object()) return std::nullopt;
   const auto& fields = error->get_object();
   gemini_error result;
-  result.code = static_cast<int>(std::min<std::uint64_t>(read_count(fields, "code"), 999));
+  result.code = static_cast<int>(std::min<std::uint64_t>(read_count(fields, "code").value_or(0), 999));
   result.message = std::string(string_member(fields, "message"));
   result.status = std::string(string_member(fields, "status"));
   // A wrong key is a 400 INVALID_ARGUMENT to Gemini; OpenAI clients expect a 401 for it.

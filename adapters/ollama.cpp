@@ -1,5 +1,7 @@
 #include "adapters/ollama.hpp"
 
+#include "adapters/json_fields.hpp"
+
 #include "core/errors.hpp"
 
 #include <boost/json.hpp>
@@ -34,14 +36,6 @@ std::string indexed(std::string_view base, std::size_t i) {
 const json::value* present(const json::object& object, std::string_view name) {
   const json::value* value = object.if_contains(name);
   return value && !value->is_null() ? value : nullptr;
-}
-
-std::optional<std::uint64_t> read_count(const json::object& object, std::string_view name) {
-  const json::value* value = object.if_contains(name);
-  if (!value) return std::nullopt;
-  if (value->is_uint64()) return value->get_uint64();
-  if (value->is_int64() && value->get_int64() >= 0) return static_cast<std::uint64_t>(value->get_int64());
-  return std::nullopt;
 }
 
 // ---- request -------------------------------------------------------------------------------

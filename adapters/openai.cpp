@@ -1,5 +1,6 @@
 #include "adapters/openai.hpp"
 
+#include "adapters/json_fields.hpp"
 #include "core/json_scan.hpp"
 
 #include <boost/json.hpp>
@@ -48,14 +49,6 @@ std::optional<request_error> check_messages(const json::object& body) {
                      "string 'role'.", "messages[" + std::to_string(i) + "]");
     }
   }
-  return std::nullopt;
-}
-
-std::optional<std::uint64_t> read_count(const json::object& object, std::string_view name) {
-  const json::value* value = object.if_contains(name);
-  if (!value) return std::nullopt;
-  if (value->is_uint64()) return value->get_uint64();
-  if (value->is_int64() && value->get_int64() >= 0) return static_cast<std::uint64_t>(value->get_int64());
   return std::nullopt;
 }
 

@@ -1,5 +1,7 @@
 #include "core/calendar.hpp"
 
+#include "tests/unit/civil_time.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -11,9 +13,7 @@ using namespace tollgate::core;
 using namespace std::chrono;
 using namespace std::chrono_literals;
 
-sys_seconds utc(int y, unsigned m, unsigned d, int hh = 0, int mm = 0, int ss = 0) {
-  return sys_days{year{y} / month{m} / day{d}} + hours{hh} + minutes{mm} + seconds{ss};
-}
+using tollgate::testing::utc;
 
 // A fake US-Eastern rule for 2026: EDT (-4h) from 2026-03-08 07:00 UTC (02:00 EST) until
 // 2026-11-01 06:00 UTC (02:00 EDT), EST (-5h) otherwise.

@@ -1,5 +1,7 @@
 #include "core/quota.hpp"
 
+#include "tests/unit/civil_time.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -13,9 +15,7 @@ using namespace tollgate::core;
 using namespace std::chrono;
 using namespace std::chrono_literals;
 
-sys_seconds utc(int y, unsigned m, unsigned d, int hh = 0, int mm = 0, int ss = 0) {
-  return sys_days{year{y} / month{m} / day{d}} + hours{hh} + minutes{mm} + seconds{ss};
-}
+using tollgate::testing::utc;
 
 const quota_subject eng{quota_scope::department, "eng"};
 const quota_subject sales{quota_scope::department, "sales"};
