@@ -194,6 +194,13 @@ bool provider_request_quota::try_acquire(std::string_view provider, sys_seconds 
   return true;
 }
 
+void provider_request_quota::restore(std::string_view provider, std::int64_t used_today, sys_seconds now) {
+  auto it = counters_.find(provider);
+  if (it == counters_.end()) return;
+  it->second.day_start = day_start(now, zone_);
+  it->second.used = std::max<std::int64_t>(used_today, 0);
+}
+
 std::int64_t provider_request_quota::used_today(std::string_view provider, sys_seconds now) const {
   auto it = counters_.find(provider);
   if (it == counters_.end()) return 0;

@@ -145,6 +145,8 @@ class provider_request_quota {
   // Counts one request at `now` and returns true when it fits today's quota; returns false
   // (and does not count) when the quota is used up. Providers without a limit always pass.
   bool try_acquire(std::string_view provider, sys_seconds now);
+  // Restart: today's count rebuilt from the ledger, so a restart does not hand out a fresh quota.
+  void restore(std::string_view provider, std::int64_t used_today, sys_seconds now);
   bool over_quota(std::string_view provider, sys_seconds now) const;
   std::int64_t used_today(std::string_view provider, sys_seconds now) const;
   // Seconds until the quota resets (next local midnight).

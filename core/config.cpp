@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <limits>
+#include <variant>
 
 namespace tollgate::core {
 namespace {
@@ -116,6 +117,82 @@ namespace {
 
 std::string show_ms(std::chrono::milliseconds value) { return std::to_string(value.count()); }
 
+std::string show_bool(bool value) { return value ? "true" : "false"; }
+
+std::string parse_prices(std::string_view text, std::vector<price_entry>& out) {
+  auto parsed = parse_price_overrides(text);
+  if (const auto* err = std::get_if<price_parse_error>(&parsed)) return "\"" + err->item + "\": " + err->reason;
+  out = std::get<std::vector<price_entry>>(std::move(parsed));
+  return {};
+}
+
+std::string show_prices(const std::vector<price_entry>& prices) {
+  std::string text;
+  for (const auto& p : prices)
+    text += (text.empty() ? "" : ",") + p.model + "=" + format_usd(p.price.input_per_mtok) + ":" +
+            format_usd(p.price.output_per_mtok) + ":" + format_usd(p.price.cached_input_per_mtok);
+  return text;
+}
+
+std::string parse_webhook(std::string_view text, std::optional<upstream_url>& out) {
+  if (text.empty()) {
+    out.reset();
+    return {};
+  }
+  upstream_url url;
+  if (auto err = parse_upstream_url(text, url); !err.empty()) return err;
+  out = std::move(url);
+  return {};
+}
+
+// Webhook URLs (Slack's, for one) carry their credential in the path, so only the origin is shown.
+std::string show_webhook(const std::optional<upstream_url>& url) {
+  if (!url) return "";
+  upstream_url origin = *url;
+  origin.base_path.clear();
+  return origin.to_string() + (url->base_path.empty() ? "" : "/… (path hidden)");
+}
+
+std::string parse_token(std::string_view text, std::string& out) {
+  // Compared with what follows "Bearer " in a header, where whitespace cannot survive.
+  if (!std::all_of(text.begin(), text.end(), [](char c) { return c > 0x20 && c <= 0x7e; }))
+    return "must be printable ASCII without spaces";
+  out = std::string(text);
+  return {};
+}
+
+std::string known_providers(const provider_set& set) {
+  std::string names;
+  for (const auto& p : set.providers) names += (names.empty() ? "" : ", ") + p.name;
+  return names;
+}
+
+bool has_provider(const provider_set& set, std::string_view name) {
+  return std::any_of(set.providers.begin(), set.providers.end(),
+                     [&](const provider_config& p) { return p.name == name; });
+}
+
+// Settings that only make sense together, checked once every variable has parsed.
+std::optional<config_error> cross_check(const config& cfg) {
+  if (cfg.unthrottle_ratio_bp >= cfg.throttle_ratio_bp)
+    return config_error{"TOLLGATE_UNTHROTTLE_RATIO",
+                        "must be below TOLLGATE_THROTTLE_RATIO (" + format_ratio_bp(cfg.throttle_ratio_bp) +
+                            ") so a throttled provider does not flap, got " + format_ratio_bp(cfg.unthrottle_ratio_bp)};
+  // Not checked: TOLLGATE_REQUIRE_KEY without TOLLGATE_KEYS, or a key quota naming a fingerprint
+  // TOLLGATE_KEYS lacks. Keys created through the admin API live in the ledger database, so
+  // both are legitimate set-ups that only the proxy can tell apart from a mistake.
+  for (const auto& rule : cfg.budgets)
+    if (!has_provider(cfg.providers, rule.provider))
+      return config_error{"TOLLGATE_BUDGETS", "unknown provider \"" + rule.provider +
+                                                  "\" (known providers: " + known_providers(cfg.providers) + ")"};
+  for (const auto& limit : cfg.provider_daily_quota)
+    if (!has_provider(cfg.providers, limit.provider))
+      return config_error{"TOLLGATE_PROVIDER_DAILY_QUOTA", "unknown provider \"" + limit.provider +
+                                                               "\" (known providers: " +
+                                                               known_providers(cfg.providers) + ")"};
+  return std::nullopt;
+}
+
 // The one table. Defaults are strings so that --help prints exactly what the loader parses.
 const std::vector<entry>& entries() {
   static const std::vector<entry> table = {
@@ -201,6 +278,20 @@ const std::vector<entry>& entries() {
          for (const auto& a : c.providers.aliases) text += (text.empty() ? "" : ",") + a.name + "=" + a.target;
          return text;
        }},
+      {{"TOLLGATE_FALLBACKS", "",
+        "Semicolon-separated fallback chains model=target|target, tried in order when the model's provider fails "
+        "before the first byte or is skipped (unhealthy, throttled, over quota), e.g. "
+        "gpt-4o=anthropic/claude-sonnet-4-5|gemini/gemini-2.5-pro;fast=local/llama3.2. model is matched exactly as "
+        "the client sends it."},
+       [](config&, std::string_view) { return std::string(); },  // parsed with the providers below
+       [](const config& c) {
+         std::string text;
+         for (const auto& f : c.providers.fallbacks) {
+           text += (text.empty() ? "" : ";") + f.model + "=";
+           for (std::size_t i = 0; i < f.targets.size(); ++i) text += (i ? "|" : "") + f.targets[i];
+         }
+         return text;
+       }},
       {{"TOLLGATE_DEFAULT_MAX_TOKENS", "4096",
         "max_tokens sent to providers that require one (Anthropic) when the request has none."},
        [](config& c, std::string_view v) {
@@ -213,6 +304,95 @@ const std::vector<entry>& entries() {
       {{"TOLLGATE_ACCESS_LOG", "true", "One JSON line per request on stdout."},
        [](config& c, std::string_view v) { return parse_bool(v, c.access_log); },
        [](const config& c) { return std::string(c.access_log ? "true" : "false"); }},
+      {{"TOLLGATE_DB_PATH", "./data/tollgate.db",
+        "SQLite database of the usage ledger: every request's tokens and cost, from which quota and budget counters "
+        "are restored at start-up."},
+       [](config& c, std::string_view v) {
+         if (v.empty()) return std::string("must be a file path");
+         c.db_path = std::string(v);
+         return std::string();
+       },
+       [](const config& c) { return c.db_path; }},
+      {{"TOLLGATE_LEDGER_FLUSH_MS", "50",
+        "Longest time a finished request waits in memory before the ledger writer commits it (group commit)."},
+       [](config& c, std::string_view v) { return parse_duration(v, c.ledger_flush_interval, 60'000); },
+       [](const config& c) { return show_ms(c.ledger_flush_interval); }},
+      {{"TOLLGATE_LEDGER_FAIL_OPEN", "false",
+        "When the ledger database cannot be opened or written, requests that need quota/budget enforcement get 503 "
+        "(false, fail closed) or pass unenforced (true)."},
+       [](config& c, std::string_view v) { return parse_bool(v, c.ledger_fail_open); },
+       [](const config& c) { return show_bool(c.ledger_fail_open); }},
+      {{"TOLLGATE_PRICES", "",
+        "Price overrides on top of the built-in table: model=input:output[:cached],... in USD per 1M tokens, e.g. "
+        "gpt-4o=2.5:10:1.25. Without a cached rate, cache reads cost the input rate."},
+       [](config& c, std::string_view v) { return parse_prices(v, c.price_overrides); },
+       [](const config& c) { return show_prices(c.price_overrides); }},
+      {{"TOLLGATE_PRICES_FILE", "",
+        "JSON file of price overrides, read at start-up. Empty: none."},
+       [](config& c, std::string_view v) {
+         c.prices_file = std::string(v);
+         return std::string();
+       },
+       [](const config& c) { return c.prices_file; }},
+      {{"TOLLGATE_KEYS", "",
+        "Virtual keys callers present as Bearer token or x-api-key, ';'-separated: key[,department=a|b][,user=x]"
+        "[,agent=y][,name=z]. key is the secret (8+ chars) or sha256:<64 hex> of it, so the plaintext need not be "
+        "in the environment. A key's attributes override the x-tollgate-* headers. Shown by fingerprint (tgk_...)."},
+       [](config& c, std::string_view v) { return parse_virtual_keys(v, c.keys); },
+       [](const config& c) { return format_virtual_keys(c.keys); }},
+      {{"TOLLGATE_REQUIRE_KEY", "false",
+        "true: every API request must present a key from TOLLGATE_KEYS and is refused otherwise. false: unknown or "
+        "missing keys are served as anonymous callers."},
+       [](config& c, std::string_view v) { return parse_bool(v, c.require_key); },
+       [](const config& c) { return show_bool(c.require_key); }},
+      {{"TOLLGATE_TZ", "UTC",
+        "Time zone whose calendar days and months quotas and budgets follow: UTC, an offset (+05:30, UTC-3) or a "
+        "tz database name (Europe/Berlin)."},
+       [](config& c, std::string_view v) { return parse_time_zone(v, c.time_zone); },
+       [](const config& c) { return c.time_zone.name; }},
+      {{"TOLLGATE_QUOTAS", "",
+        "Caller quotas, ';'-separated scope:name:limit,... with scope department, user or key (a tgk_ fingerprint) "
+        "and limits daily_tokens, monthly_tokens, daily_usd, monthly_usd, models=a|b|prefix*, e.g. "
+        "department:eng:daily_usd=50,monthly_usd=1000;user:alice:daily_tokens=200000. Over quota: 429."},
+       [](config& c, std::string_view v) { return parse_quota_rules(v, c.quotas); },
+       [](const config& c) { return format_quota_rules(c.quotas); }},
+      {{"TOLLGATE_BUDGETS", "",
+        "Monthly (and optional daily) USD budget per provider: provider=monthly[:daily],..., e.g. "
+        "openai=1000,anthropic=500:25. Drives the cost throttle; the daily amount is a hard cap."},
+       [](config& c, std::string_view v) { return parse_budget_rules(v, c.budgets); },
+       [](const config& c) { return format_budget_rules(c.budgets); }},
+      {{"TOLLGATE_THROTTLE_EVAL_INTERVAL_S", "60",
+        "How often projected month-end spend is compared with each provider's budget."},
+       [](config& c, std::string_view v) { return parse_duration(v, c.throttle_eval_interval, 86'400); },
+       [](const config& c) { return std::to_string(c.throttle_eval_interval.count()); }},
+      {{"TOLLGATE_THROTTLE_RATIO", "1.10",
+        "A provider is throttled once its projected month-end spend reaches this multiple of its monthly budget "
+        "(up to 4 decimals)."},
+       [](config& c, std::string_view v) { return parse_ratio_bp(v, c.throttle_ratio_bp); },
+       [](const config& c) { return format_ratio_bp(c.throttle_ratio_bp); }},
+      {{"TOLLGATE_UNTHROTTLE_RATIO", "0.95",
+        "A throttled provider is released once its projection falls below this multiple of its budget; must be "
+        "below TOLLGATE_THROTTLE_RATIO so the state does not flap."},
+       [](config& c, std::string_view v) { return parse_ratio_bp(v, c.unthrottle_ratio_bp); },
+       [](const config& c) { return format_ratio_bp(c.unthrottle_ratio_bp); }},
+      {{"TOLLGATE_COST_THROTTLE_ENABLED", "false",
+        "true: throttled providers are skipped by routing (fallbacks take over). false: observe mode, which "
+        "computes, logs and exports throttle state but never changes routing."},
+       [](config& c, std::string_view v) { return parse_bool(v, c.cost_throttle_enabled); },
+       [](const config& c) { return show_bool(c.cost_throttle_enabled); }},
+      {{"TOLLGATE_PROVIDER_DAILY_QUOTA", "",
+        "Requests per calendar day per provider, e.g. gemini=1000,openai=50000 (free tiers); once used up the "
+        "provider is skipped until local midnight."},
+       [](config& c, std::string_view v) { return parse_provider_request_limits(v, c.provider_daily_quota); },
+       [](const config& c) { return format_provider_request_limits(c.provider_daily_quota); }},
+      {{"TOLLGATE_ALERT_WEBHOOK_URL", "",
+        "http(s) URL that receives budget alerts (throttle state changes) as JSON POSTs. Empty: no webhook."},
+       [](config& c, std::string_view v) { return parse_webhook(v, c.alert_webhook); },
+       [](const config& c) { return show_webhook(c.alert_webhook); }},
+      {{"TOLLGATE_ADMIN_TOKEN", "",
+        "Bearer token for /admin/ on the metrics listener; the admin API is disabled when unset. Never logged."},
+       [](config& c, std::string_view v) { return parse_token(v, c.admin_token); },
+       [](const config& c) { return mask_secret(c.admin_token); }},
   };
   return table;
 }
@@ -259,6 +439,7 @@ boost::system::result<config, config_error> load_config(const env_lookup& env, u
   auto providers = load_providers(env, defaults);
   if (!providers) return providers.error();
   cfg.providers = std::move(*providers);
+  if (auto err = cross_check(cfg)) return std::move(*err);
   return cfg;
 }
 

@@ -1,7 +1,10 @@
 #pragma once
 
 #include "core/address.hpp"
+#include "core/caller.hpp"
 #include "core/env.hpp"
+#include "core/policy.hpp"
+#include "core/pricing.hpp"
 #include "core/providers.hpp"
 
 #include <boost/system/result.hpp>
@@ -35,7 +38,30 @@ struct config {
   std::size_t upstream_pool_size = 0;
   bool access_log = true;
   std::uint32_t default_max_tokens = 4096;
-  provider_set providers;
+  provider_set providers;  // includes TOLLGATE_FALLBACKS
+
+  // Ledger (storage/).
+  std::string db_path;
+  std::chrono::milliseconds ledger_flush_interval{};
+  bool ledger_fail_open = false;  // ledger unusable: false = 503 for requests needing enforcement
+
+  // Prices on top of the built-in table; the file (JSON) is read and parsed by the proxy.
+  std::vector<price_entry> price_overrides;
+  std::string prices_file;
+
+  // Callers, quotas and budgets (issue 4).
+  std::vector<virtual_key> keys;  // hashes only; no secret is kept
+  bool require_key = false;
+  time_zone_spec time_zone;
+  std::vector<quota_rule> quotas;
+  std::vector<budget_rule> budgets;  // provider names checked against `providers`
+  std::chrono::seconds throttle_eval_interval{};
+  std::int64_t throttle_ratio_bp = 11'000;
+  std::int64_t unthrottle_ratio_bp = 9'500;  // < throttle_ratio_bp
+  bool cost_throttle_enabled = false;        // false = observe mode
+  std::vector<provider_request_limit> provider_daily_quota;  // provider names checked
+  std::optional<upstream_url> alert_webhook;
+  std::string admin_token;  // secret: never logged, masked by describe(); "" = admin API off
 };
 
 // Every TOLLGATE_* variable is described once, here: the loader, --help and

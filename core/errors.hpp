@@ -17,6 +17,9 @@ enum class error_kind : std::uint8_t {
   method_not_allowed,
   payload_too_large,
   client_disconnected,
+  unauthorized,        // TOLLGATE_REQUIRE_KEY and no valid virtual key
+  quota_exceeded,      // a caller quota (department, user or key) would be passed
+  budget_throttled,    // every candidate provider is over budget or its daily request quota
   // upstream
   upstream_unreachable,       // DNS, connect refused/failed
   upstream_tls,               // handshake or certificate verification failed
@@ -28,6 +31,7 @@ enum class error_kind : std::uint8_t {
   upstream_status,            // the upstream answered with an error status (passed through)
   // internal
   draining,
+  ledger_unavailable,  // fail closed: spend cannot be recorded, so limits cannot be enforced
   internal,
 };
 
@@ -55,6 +59,12 @@ constexpr error_info describe(error_kind kind) noexcept {
     case error_kind::client_disconnected:
       // 499 is nginx's convention for "client closed request"; it only ever appears in logs.
       return {error_source::client, 499, "client_error", "client_disconnected", "client_disconnected", false};
+    case error_kind::unauthorized:
+      return {error_source::client, 401, "invalid_request_error", "invalid_api_key", "unauthorized", false};
+    case error_kind::quota_exceeded:
+      return {error_source::client, 429, "quota_exceeded", "quota_exceeded", "quota_exceeded", false};
+    case error_kind::budget_throttled:
+      return {error_source::internal, 429, "budget_throttled", "budget_throttled", "budget_throttled", false};
     case error_kind::upstream_unreachable:
       return {error_source::upstream, 502, "upstream_error", "upstream_unreachable", "connect_failed", true};
     case error_kind::upstream_tls:
@@ -73,6 +83,8 @@ constexpr error_info describe(error_kind kind) noexcept {
       return {error_source::upstream, 502, "upstream_error", "upstream_error_status", "status", false};
     case error_kind::draining:
       return {error_source::internal, 503, "server_error", "draining", "draining", true};
+    case error_kind::ledger_unavailable:
+      return {error_source::internal, 503, "server_error", "ledger_unavailable", "ledger_unavailable", true};
     case error_kind::internal:
       return {error_source::internal, 500, "server_error", "internal_error", "internal", false};
   }

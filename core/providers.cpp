@@ -99,6 +99,59 @@ std::optional<resolved_model> resolve_without_aliases(const std::vector<provider
   return std::nullopt;
 }
 
+std::string_view trim(std::string_view item) {
+  while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front()))) item.remove_prefix(1);
+  while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.remove_suffix(1);
+  return item;
+}
+
+std::vector<std::string_view> split_trimmed(std::string_view text, char separator) {
+  std::vector<std::string_view> items;
+  while (true) {
+    auto at = text.find(separator);
+    items.push_back(trim(text.substr(0, at)));
+    if (at == std::string_view::npos) break;
+    text.remove_prefix(at + 1);
+  }
+  return items;
+}
+
+// Parsed after the aliases so a target may name one ("fast=...|cheap").
+boost::system::result<std::vector<model_fallback>, config_error> parse_fallbacks(const provider_set& set,
+                                                                                 std::string_view text) {
+  constexpr std::string_view variable = "TOLLGATE_FALLBACKS";
+  std::vector<model_fallback> fallbacks;
+  for (auto entry : split_trimmed(text, ';')) {
+    if (entry.empty()) continue;
+    auto equals = entry.find('=');
+    if (equals == std::string_view::npos)
+      return error(std::string(variable), "expected model=target|target, got \"" + std::string(entry) + "\"");
+    model_fallback fallback;
+    fallback.model = std::string(trim(entry.substr(0, equals)));
+    if (fallback.model.empty())
+      return error(std::string(variable), "missing model name in \"" + std::string(entry) + "\"");
+    for (auto target : split_trimmed(entry.substr(equals + 1), '|')) {
+      if (target.empty()) continue;
+      // A chain must land somewhere now, not fail on the first outage that needs it.
+      if (!resolve_model(set, target))
+        return error(std::string(variable), "fallback \"" + std::string(target) + "\" for \"" + fallback.model +
+                                                "\" is not served by any provider");
+      fallback.targets.emplace_back(target);
+    }
+    if (fallback.targets.empty())
+      return error(std::string(variable), "\"" + fallback.model + "\" has no fallback targets");
+    if (!resolve_model(set, fallback.model))
+      return error(std::string(variable), "\"" + fallback.model +
+                                              "\" is not served by any provider, so its fallbacks would never apply");
+    bool duplicate = std::any_of(fallbacks.begin(), fallbacks.end(),
+                                 [&](const model_fallback& f) { return f.model == fallback.model; });
+    if (duplicate)
+      return error(std::string(variable), "\"" + fallback.model + "\" has two fallback chains; list its targets once");
+    fallbacks.push_back(std::move(fallback));
+  }
+  return fallbacks;
+}
+
 }  // namespace
 
 std::string provider_variable_prefix(std::string_view provider_name) {
@@ -178,6 +231,11 @@ boost::system::result<provider_set, config_error> load_providers(const env_looku
       set.aliases.push_back(std::move(alias));
     }
   }
+  if (auto fallbacks = env("TOLLGATE_FALLBACKS")) {
+    auto loaded = parse_fallbacks(set, *fallbacks);
+    if (!loaded) return loaded.error();
+    set.fallbacks = std::move(*loaded);
+  }
   return set;
 }
 
@@ -185,6 +243,25 @@ std::optional<resolved_model> resolve_model(const provider_set& set, std::string
   for (const auto& alias : set.aliases)
     if (alias.name == requested) return resolve_without_aliases(set.providers, alias.target);
   return resolve_without_aliases(set.providers, requested);
+}
+
+std::vector<resolved_model> resolve_candidates(const provider_set& set, std::string_view requested) {
+  std::vector<resolved_model> candidates;
+  auto primary = resolve_model(set, requested);
+  if (!primary) return candidates;
+  candidates.push_back(std::move(*primary));
+  auto chain = std::find_if(set.fallbacks.begin(), set.fallbacks.end(),
+                            [&](const model_fallback& f) { return f.model == requested; });
+  if (chain == set.fallbacks.end()) return candidates;
+  for (const auto& target : chain->targets) {
+    auto resolved = resolve_model(set, target);
+    if (!resolved) continue;  // checked at load; kept defensive for hand-built sets
+    bool repeat = std::any_of(candidates.begin(), candidates.end(), [&](const resolved_model& c) {
+      return c.provider_index == resolved->provider_index && c.model == resolved->model;
+    });
+    if (!repeat) candidates.push_back(std::move(*resolved));
+  }
+  return candidates;
 }
 
 }  // namespace tollgate::core

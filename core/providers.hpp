@@ -33,9 +33,17 @@ struct model_alias {
   std::string target;  // "provider/model" or a bare model name
 };
 
+// TOLLGATE_FALLBACKS: what to try, in order, when the provider serving `model` fails before
+// the first byte or is skipped (unhealthy, throttled, out of quota).
+struct model_fallback {
+  std::string model;                 // as the client asks for it (alias or name), matched exactly
+  std::vector<std::string> targets;  // "provider/model", aliases or bare names
+};
+
 struct provider_set {
   std::vector<provider_config> providers;
   std::vector<model_alias> aliases;
+  std::vector<model_fallback> fallbacks;
   // Nothing was configured and no API key was found: tollgate runs its built-in mock so a
   // fresh checkout streams end to end.
   bool implicit_mock = false;
@@ -48,6 +56,10 @@ struct resolved_model {
 
 // alias -> "provider/model" -> a bare name some provider lists -> the first catch-all provider.
 std::optional<resolved_model> resolve_model(const provider_set& set, std::string_view requested);
+
+// The primary (resolve_model) followed by each fallback target of `requested`, resolved, with
+// repeats of the same provider and model dropped. Empty when the primary does not resolve.
+std::vector<resolved_model> resolve_candidates(const provider_set& set, std::string_view requested);
 
 // Environment-variable stem of a provider: "local-llm" -> "TOLLGATE_PROVIDER_LOCAL_LLM_".
 std::string provider_variable_prefix(std::string_view provider_name);
@@ -64,7 +76,8 @@ struct provider_defaults {
   std::chrono::milliseconds timeout{};
 };
 
-// TOLLGATE_PROVIDERS and each TOLLGATE_PROVIDER_<NAME>_* plus TOLLGATE_MODEL_ALIASES.
+// TOLLGATE_PROVIDERS and each TOLLGATE_PROVIDER_<NAME>_* plus TOLLGATE_MODEL_ALIASES and
+// TOLLGATE_FALLBACKS.
 // Without TOLLGATE_PROVIDERS: one `openai` provider from the single-upstream variables, or the
 // built-in mock when neither TOLLGATE_UPSTREAM_URL nor an API key is set.
 boost::system::result<provider_set, config_error> load_providers(const env_lookup& env,

@@ -1,8 +1,8 @@
 #include "proxy/access_log.hpp"
 
 #include <cerrno>
+#include <charconv>
 #include <climits>
-#include <cstdio>
 #include <ctime>
 #include <unistd.h>
 
@@ -21,23 +21,47 @@ void write_all(int fd, const char* data, std::size_t size) noexcept {
   }
 }
 
-void append_millis(std::string& out, std::chrono::steady_clock::duration d) {
-  char text[32];
-  int n = std::snprintf(text, sizeof text, "%.3f", std::chrono::duration<double, std::milli>(d).count());
-  out.append(text, static_cast<std::size_t>(n));
+void append_number(std::string& out, std::uint64_t value) {
+  char text[20];
+  auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+  out.append(text, end);
 }
 
-void append_timestamp(std::string& out) {
+// "%.3f" of the duration in milliseconds, without printf: microseconds, rounded.
+void append_millis(std::string& out, std::chrono::steady_clock::duration d) {
+  auto micros = std::chrono::round<std::chrono::microseconds>(d).count();
+  if (micros < 0) {
+    out.push_back('-');
+    micros = -micros;
+  }
+  auto whole = static_cast<std::uint64_t>(micros) / 1000;
+  auto fraction = static_cast<unsigned>(static_cast<std::uint64_t>(micros) % 1000);
+  append_number(out, whole);
+  char digits[4] = {'.', static_cast<char>('0' + fraction / 100), static_cast<char>('0' + fraction / 10 % 10),
+                    static_cast<char>('0' + fraction % 10)};
+  out.append(digits, sizeof digits);
+}
+
+}  // namespace
+
+// The date and time change once a second: strftime runs then, not per line.
+void access_log::append_timestamp(std::string& out) {
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  tm utc{};
-  ::gmtime_r(&now.tv_sec, &utc);
-  char text[40];
-  std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
-  n += static_cast<std::size_t>(std::snprintf(text + n, sizeof text - n, ".%03ldZ", now.tv_nsec / 1'000'000));
-  out.append(text, n);
+  if (now.tv_sec != cached_second_) {
+    tm utc{};
+    ::gmtime_r(&now.tv_sec, &utc);
+    cached_length_ = std::strftime(cached_text_, sizeof cached_text_, "%Y-%m-%dT%H:%M:%S", &utc);
+    cached_second_ = now.tv_sec;
+  }
+  out.append(cached_text_, cached_length_);
+  auto millis = static_cast<unsigned>(now.tv_nsec / 1'000'000);
+  char tail[5] = {'.', static_cast<char>('0' + millis / 100), static_cast<char>('0' + millis / 10 % 10),
+                  static_cast<char>('0' + millis % 10), 'Z'};
+  out.append(tail, sizeof tail);
 }
 
+namespace {
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
@@ -78,7 +102,8 @@ void access_log::record(const request_context& ctx) {
   append_json_string(out, ctx.method.substr(0, 16));
   out += ",\"path\":";
   append_json_string(out, std::string_view(ctx.path).substr(0, max_field));
-  out += ",\"status\":" + std::to_string(ctx.status);
+  out += ",\"status\":";
+  append_number(out, static_cast<std::uint64_t>(ctx.status));
   out += ",\"model\":";
   append_json_string(out, std::string_view(ctx.model).substr(0, max_field));
   if (ctx.provider) {
@@ -87,16 +112,20 @@ void access_log::record(const request_context& ctx) {
   }
   out += ",\"stream\":";
   out += ctx.stream ? "true" : "false";
-  out += ",\"upstream_status\":" + std::to_string(ctx.upstream_status);
+  out += ",\"upstream_status\":";
+  append_number(out, static_cast<std::uint64_t>(ctx.upstream_status));
   out += ",\"ttfb_ms\":";
   if (ctx.upstream_first_byte != steady_time{}) append_millis(out, ctx.upstream_first_byte - ctx.upstream_sent);
   else out += "null";
   out += ",\"duration_ms\":";
   append_millis(out, ctx.finished - ctx.started);
   if (ctx.usage) {
-    out += ",\"prompt_tokens\":" + std::to_string(ctx.usage->prompt_tokens);
-    out += ",\"completion_tokens\":" + std::to_string(ctx.usage->completion_tokens);
-    out += ",\"cached_prompt_tokens\":" + std::to_string(ctx.usage->cached_prompt_tokens);
+    out += ",\"prompt_tokens\":";
+    append_number(out, ctx.usage->prompt_tokens);
+    out += ",\"completion_tokens\":";
+    append_number(out, ctx.usage->completion_tokens);
+    out += ",\"cached_prompt_tokens\":";
+    append_number(out, ctx.usage->cached_prompt_tokens);
     out += ctx.usage_estimated ? ",\"usage_source\":\"estimated\"" : ",\"usage_source\":\"upstream\"";
   } else {
     out += ",\"prompt_tokens\":null,\"completion_tokens\":null,\"cached_prompt_tokens\":null";
@@ -104,7 +133,8 @@ void access_log::record(const request_context& ctx) {
   if (ctx.stream) {
     out += ",\"stream_completed\":";
     out += ctx.stream_completed ? "true" : "false";
-    out += ",\"events\":" + std::to_string(ctx.events_relayed);
+    out += ",\"events\":";
+    append_number(out, ctx.events_relayed);
   }
   if (ctx.error) {
     out += ",\"error\":";

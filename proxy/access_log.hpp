@@ -23,9 +23,14 @@ class access_log {
 
  private:
   static constexpr std::size_t flush_threshold = 32 * 1024;
+  void append_timestamp(std::string& out);
+
   int fd_;
   bool enabled_;
   std::string buffer_;
+  long cached_second_ = -1;  // the second cached_text_ ("2026-11-22T04:06:00") shows
+  char cached_text_[32] = {};
+  std::size_t cached_length_ = 0;
 };
 
 // Appends text as a JSON string literal, quotes included.

@@ -50,36 +50,44 @@ net::awaitable<void> ops_server::serve(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
-    http::request<http::empty_body> request;
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(1024 * 1024);  // admin bodies are small JSON objects
     stream.expires_after(std::chrono::seconds(30));
-    auto [ec, n] = co_await http::async_read(stream, buffer, request, use_nothrow);
+    auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_nothrow);
     if (ec) break;
+    const auto& request = parser.get();
     std::string_view path = request.target().substr(0, request.target().find('?'));
-    int status = 200;
-    std::string content_type = "application/json";
-    std::string body;
-    if (request.method() != http::verb::get && request.method() != http::verb::head) {
-      status = 405;
-      body = R"({"error":{"message":"use GET","type":"invalid_request_error","param":null,"code":"method_not_allowed"}})";
-    } else if (path == "/metrics") {
-      content_type = "text/plain; version=0.0.4; charset=utf-8";
-      body = handlers_.render_metrics();
-    } else if (path == "/healthz") {
-      body = R"({"status":"ok"})";
-    } else if (path == "/readyz") {
-      bool ready = handlers_.ready();
-      status = ready ? 200 : 503;
-      body = ready ? R"({"status":"ready"})" : R"({"status":"not ready"})";
+    ops_response reply;
+    const bool read_only = request.method() == http::verb::get || request.method() == http::verb::head;
+    if (path == "/metrics" || path == "/healthz" || path == "/readyz") {
+      if (!read_only) {
+        reply = {405, R"({"error":{"message":"use GET","type":"invalid_request_error","param":null,"code":"method_not_allowed"}})"};
+      } else if (path == "/metrics") {
+        reply = {200, handlers_.render_metrics(), "text/plain; version=0.0.4; charset=utf-8"};
+      } else if (path == "/healthz") {
+        reply = {200, R"({"status":"ok"})"};
+      } else {
+        bool ready = handlers_.ready();
+        reply = {ready ? 200 : 503, handlers_.readiness_body ? handlers_.readiness_body(ready)
+                                                             : (ready ? R"({"status":"ready"})" : R"({"status":"not ready"})")};
+      }
     } else {
-      status = 404;
-      body = R"({"error":{"message":"not found: the operations listener serves /metrics, /healthz and /readyz","type":"invalid_request_error","param":null,"code":"not_found"}})";
+      // Plain statements around the co_await: GCC 12 mishandles temporaries of a co_await
+      // inside a conditional expression.
+      std::optional<ops_response> routed;
+      if (handlers_.route) routed = co_await handlers_.route(request);
+      if (routed) {
+        reply = std::move(*routed);
+      } else {
+        reply = {404, R"({"error":{"message":"not found: the operations listener serves /metrics, /healthz, /readyz, /stats, /stats/raw and /admin/","type":"invalid_request_error","param":null,"code":"not_found"}})"};
+      }
     }
     bool keep_alive = request.keep_alive();
     std::string response;
-    http_out::begin_head(response, status, keep_alive, "");
-    http_out::add_header(response, "Content-Type", content_type);
-    http_out::end_head_with_length(response, body.size());
-    if (request.method() != http::verb::head) response += body;
+    http_out::begin_head(response, reply.status, keep_alive, "");
+    http_out::add_header(response, "Content-Type", reply.content_type);
+    http_out::end_head_with_length(response, reply.body.size());
+    if (request.method() != http::verb::head) response += reply.body;
     stream.expires_after(std::chrono::seconds(30));
     auto [write_ec, written] = co_await net::async_write(stream, net::buffer(response), use_nothrow);
     if (write_ec || !keep_alive) break;

@@ -10,31 +10,146 @@
 namespace tollgate::proxy {
 namespace relay_detail {
 
-net::awaitable<error_code> read_body_piece(upstream_connection& connection, upstream_parser& parser) {
+net::execution_context::id disconnect_sweeper::id;
+
+disconnect_watch::disconnect_watch(beast::tcp_stream& client, std::chrono::steady_clock::time_point started)
+    : socket_(client.socket()), started_(started) {
+  auto& context = net::query(client.get_executor(), net::execution::context);
+  net::use_service<disconnect_sweeper>(context).enlist(*this);
+}
+
+disconnect_watch::~disconnect_watch() {
+  if (sweeper_) sweeper_->remove(*this);
+  if (armed_) {
+    armed_->owner = nullptr;
+    error_code ignored;
+    socket_.cancel(ignored);
+  }
+}
+
+void disconnect_watch::arm() {
+  armed_ = std::make_shared<armed_state>(armed_state{this});
+  wait(armed_);
+}
+
+void disconnect_watch::wait(const std::shared_ptr<armed_state>& state) {
+  state->owner->socket_.async_wait(tcp::socket::wait_read, [state](error_code ec) {
+    auto* watch = state->owner;
+    if (!watch || ec) return;
+    char probe;
+    ssize_t n = ::recv(watch->socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return;  // a pipelined request: the client is still there
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      wait(state);
+      return;
+    }
+    watch->gone_ = true;
+    if (watch->upstream_) watch->upstream_->cancel();
+  });
+}
+
+void disconnect_sweeper::enlist(disconnect_watch& watch) {
+  watch.sweeper_ = this;
+  watch.prev_ = newest_;
+  watch.next_ = nullptr;
+  (newest_ ? newest_->next_ : oldest_) = &watch;
+  newest_ = &watch;
+  enlisted_since_tick_ = true;
+  if (!ticking_) start_ticking(watch.socket_.get_executor());
+}
+
+void disconnect_sweeper::remove(disconnect_watch& watch) noexcept {
+  (watch.prev_ ? watch.prev_->next_ : oldest_) = watch.next_;
+  (watch.next_ ? watch.next_->prev_ : newest_) = watch.prev_;
+  watch.prev_ = watch.next_ = nullptr;
+  watch.sweeper_ = nullptr;
+}
+
+void disconnect_sweeper::start_ticking(const net::any_io_executor& executor) {
+  if (!timer_) timer_.emplace(executor);
+  ticking_ = true;
+  timer_->expires_after(disconnect_watch::watch_delay);
+  timer_->async_wait([this](error_code ec) {
+    if (ec) return;  // shut down: the service may be gone
+    tick();
+  });
+}
+
+void disconnect_sweeper::tick() {
+  auto due = std::chrono::steady_clock::now() - disconnect_watch::watch_delay;
+  while (oldest_ && oldest_->started_ <= due) {
+    auto& watch = *oldest_;
+    remove(watch);
+    watch.arm();
+  }
+  // Keep ticking while relays come and go; stop once a whole period saw none.
+  ticking_ = false;
+  if (oldest_ || enlisted_since_tick_) {
+    enlisted_since_tick_ = false;
+    ticking_ = true;
+    timer_->expires_after(disconnect_watch::watch_delay);
+    timer_->async_wait([this](error_code ec) {
+      if (ec) return;
+      tick();
+    });
+  }
+}
+
+// The response header: like http::async_read_header, without the composed-operation layers.
+net::awaitable<error_code> read_header(upstream_connection& connection, upstream_parser& parser) {
   auto& buffer = connection.read_buffer();
-  const auto& body = parser.get().body();
   for (;;) {
     if (buffer.size() > 0) {
       error_code ec;
       std::size_t used = parser.put(buffer.data(), ec);
       buffer.consume(used);
-      if (ec && ec != http::error::need_more) co_return ec;
-      if (parser.is_done() || !body.empty()) co_return error_code{};
-    } else if (parser.is_done()) {
-      co_return error_code{};
+      if (ec != http::error::need_more) {
+        if (ec) co_return ec;
+        if (parser.is_header_done()) co_return error_code{};
+      }
     }
     std::size_t room = beast::read_size(buffer, 16 * 1024);
     if (room == 0) co_return http::make_error_code(http::error::buffer_overflow);
     auto [ec, n] = co_await connection.async_read_some(buffer.prepare(room), use_nothrow);
     buffer.commit(n);
     if (ec == net::error::eof) {
+      error_code eof_ec = http::error::end_of_stream;  // a pooled connection the server closed
+      if (parser.got_some()) parser.put_eof(eof_ec);
+      co_return eof_ec;
+    }
+    if (ec) co_return ec;
+  }
+}
+
+bool take_buffered_body(upstream_connection& connection, upstream_parser& parser, error_code& ec) {
+  auto& buffer = connection.read_buffer();
+  ec = {};
+  if (buffer.size() > 0) {
+    std::size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == http::error::need_more) ec = {};
+    if (ec || parser.is_done() || !parser.get().body().empty()) return true;
+  }
+  return parser.is_done();
+}
+
+net::awaitable<error_code> read_body_piece(upstream_connection& connection, upstream_parser& parser) {
+  auto& buffer = connection.read_buffer();
+  for (;;) {
+    error_code ec;
+    if (take_buffered_body(connection, parser, ec)) co_return ec;
+    std::size_t room = beast::read_size(buffer, 16 * 1024);
+    if (room == 0) co_return http::make_error_code(http::error::buffer_overflow);
+    auto [read_ec, n] = co_await connection.async_read_some(buffer.prepare(room), use_nothrow);
+    buffer.commit(n);
+    if (read_ec == net::error::eof) {
       // Legitimate only for a body delimited by the end of the connection.
       error_code eof_ec;
       if (parser.got_some()) parser.put_eof(eof_ec);
       else eof_ec = http::error::partial_message;
       co_return eof_ec;
     }
-    if (ec) co_return ec;
+    if (read_ec) co_return read_ec;
   }
 }
 
@@ -140,7 +255,8 @@ using clock = std::chrono::steady_clock;
 // a translated request carries none of them.
 bool forwards_client_header(const relay_request& request, const http::fields::value_type& f) {
   if (request.mode == relay_mode::translated) return false;
-  bool own_key = !request.provider.config->api_key.empty();
+  // With its own key the provider gets that; a virtual key is tollgate's, never the provider's.
+  bool own_key = !request.provider.config->api_key.empty() || request.withhold_client_key;
   switch (f.name()) {
     case http::field::host:
     case http::field::content_type:
@@ -159,9 +275,8 @@ bool forwards_client_header(const relay_request& request, const http::fields::va
   return true;
 }
 
-std::string upstream_request_head(const relay_request& request) {
-  std::string head;
-  head.reserve(512);
+void upstream_request_head(const relay_request& request, std::string& head) {
+  head.clear();
   head += "POST ";
   head += request.provider.config->base_url.base_path;
   head += request.upstream_path;
@@ -176,7 +291,6 @@ std::string upstream_request_head(const relay_request& request) {
   head += "Content-Type: application/json\r\nContent-Length: ";
   head += std::to_string(request.upstream_body.size());
   head += "\r\n\r\n";
-  return head;
 }
 
 std::optional<adapters::openai::usage> usage_from_member(const relay_request& request, std::string_view usage_json) {
@@ -196,7 +310,9 @@ net::awaitable<bool> relay_plain(worker_context& worker, beast::tcp_stream& clie
                                  request_context& ctx, upstream_connection& connection, upstream_parser& parser,
                                  disconnect_watch& watch, bool& upstream_reusable) {
   auto& response = parser.get();
-  std::string head;
+  // The request head's buffer, reused: that head went out before the response began.
+  std::string& head = connection.head_buffer();
+  head.clear();
   http_out::begin_head(head, ctx.upstream_status, request.keep_alive, ctx.id);
   copy_end_to_end_headers(head, response.base());
   auto length = parser.content_length();
@@ -215,9 +331,11 @@ net::awaitable<bool> relay_plain(worker_context& worker, beast::tcp_stream& clie
     bool done = parser.is_done();
     if (!done) {
       if (watch.client_gone()) co_return note_client_gone(worker, ctx);
-      connection.tcp().expires_after(worker.config.stream_idle_timeout);
-      upstream_ec = co_await read_body_piece(connection, parser);
-      if (watch.client_gone()) co_return note_client_gone(worker, ctx);
+      if (!take_buffered_body(connection, parser, upstream_ec)) {
+        connection.expires_after(worker.config.stream_idle_timeout);
+        upstream_ec = co_await read_body_piece(connection, parser);
+        if (watch.client_gone()) co_return note_client_gone(worker, ctx);
+      }
       done = !upstream_ec && parser.is_done();
     }
     if (upstream_ec && !head_sent && body.empty()) {
@@ -237,7 +355,12 @@ net::awaitable<bool> relay_plain(worker_context& worker, beast::tcp_stream& clie
     }
     if (done && chunked) out[parts++] = net::buffer(http_out::last_chunk);
     if (parts > 0) {
-      if (!co_await write_to_client(worker, client, std::span(out.data(), parts))) co_return note_client_gone(worker, ctx);
+      std::span pieces(out.data(), parts);
+      std::size_t sent = 0;
+      auto state = write_now(client, pieces, sent);
+      if (state == write_state::pending)
+        state = co_await write_later(worker, client, pieces, sent) ? write_state::done : write_state::failed;
+      if (state == write_state::failed) co_return note_client_gone(worker, ctx);
       head_sent = true;
       ctx.response_bytes += body.size();
     }
@@ -269,8 +392,11 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, beast::tcp_s
   std::string whole;
   parser.eager(true);
   while (!parser.is_done()) {
-    connection.tcp().expires_after(worker.config.stream_idle_timeout);
-    error_code ec = co_await read_body_piece(connection, parser);
+    error_code ec;
+    if (!take_buffered_body(connection, parser, ec)) {
+      connection.expires_after(worker.config.stream_idle_timeout);
+      ec = co_await read_body_piece(connection, parser);
+    }
     if (watch.client_gone()) co_return note_client_gone(worker, ctx);
     whole += response.body();
     response.body().clear();
@@ -318,34 +444,43 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, beast::tcp_s
 
 net::awaitable<bool> relay(worker_context& worker, beast::tcp_stream& client, const relay_request& request,
                            request_context& ctx) {
-  disconnect_watch watch(client);
-  std::string head = upstream_request_head(request);
+  disconnect_watch watch(client, ctx.started);
   const auto& target = request.provider.target;
   std::unique_ptr<upstream_connection> connection;
   std::optional<upstream_parser> parser;
 
   for (int attempt = 0;; ++attempt) {
-    auto lease = co_await worker.pool.acquire(target);
+    // An idle pooled connection needs no coroutine (each is a frame to allocate).
+    std::optional<boost::system::result<upstream_lease, upstream_failure>> lease;
+    if (auto idle = worker.pool.take_idle(target)) lease.emplace(upstream_lease{std::move(idle), true});
+    else lease.emplace(co_await worker.pool.acquire(target));
     if (watch.client_gone()) co_return note_client_gone(worker, ctx);
-    if (!lease) {
-      co_return co_await fail_before_response(worker, client, request, ctx, lease.error().kind, lease.error().cause);
+    if (!*lease) {
+      co_return co_await fail_before_response(worker, client, request, ctx, (*lease).error().kind,
+                                              (*lease).error().cause);
     }
-    bool reused = lease->reused;
+    bool reused = (*lease)->reused;
     ++(reused ? worker.stats.upstream_connections_reused : worker.stats.upstream_connections_opened);
-    connection = std::move(lease->connection);
+    connection = std::move((*lease)->connection);
     watch.guard(connection.get());
 
-    connection->tcp().expires_after(request.provider.config->timeout);
+    connection->expires_after(request.provider.config->timeout);
     ctx.upstream_sent = clock::now();
+    std::string& head = connection->head_buffer();
+    upstream_request_head(request, head);
     std::array<net::const_buffer, 2> out{net::buffer(head), net::buffer(request.upstream_body)};
-    auto [write_ec, written] = co_await net::async_write(*connection, out, use_nothrow);
-    error_code ec = write_ec;
+    error_code ec;
+    std::size_t sent = 0;
+    if (!connection->is_tls()) {
+      sent = send_now(connection->socket().native_handle(), out, ec);
+      if (ec == net::error::would_block) ec = {};
+    }
+    if (!ec && sent < net::buffer_size(out)) ec = co_await write_rest(*connection, out, sent);
     if (!ec) {
       parser.emplace();
       parser->body_limit(boost::none);  // bodies are drained as they arrive, never held whole
       parser->header_limit(64 * 1024);
-      auto [read_ec, n] = co_await http::async_read_header(*connection, connection->read_buffer(), *parser, use_nothrow);
-      ec = read_ec;
+      ec = co_await read_header(*connection, *parser);
     }
     if (!ec) break;
     watch.guard(nullptr);

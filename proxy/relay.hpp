@@ -31,6 +31,8 @@ struct relay_request {
   const adapters::provider_adapter* adapter = nullptr;        // translated
   const adapters::translation_options* options = nullptr;     // translated
   adapters::stream_framing framing = adapters::stream_framing::sse;
+  // The client authenticated with a tollgate virtual key: never pass it on to a provider.
+  bool withhold_client_key = false;
 };
 
 // The relay phase: sends the request upstream and streams the answer back to the client with

@@ -8,6 +8,7 @@
 #include "proxy/http_out.hpp"
 
 #include <array>
+#include <span>
 
 namespace tollgate::proxy::relay_detail {
 namespace {
@@ -152,26 +153,42 @@ class event_handler {
 };
 
 // One write for whatever is ready: the response head if it is still pending, the events as one
-// chunk, and the terminating chunk when the stream is over.
-net::awaitable<bool> write_pending(worker_context& worker, beast::tcp_stream& client, std::string& head,
-                                   std::string& out, request_context& ctx, bool last) {
-  char size_line[24];
-  std::array<net::const_buffer, 5> parts;
-  std::size_t count = 0;
-  if (!head.empty()) parts[count++] = net::buffer(head);
-  if (!out.empty()) {
-    parts[count++] = net::buffer(http_out::chunk_header(size_line, out.size()));
-    parts[count++] = net::buffer(out);
-    parts[count++] = net::buffer(http_out::chunk_trailer);
+// chunk, and the terminating chunk when the stream is over. Written at once when the socket
+// takes it all (the usual case: no coroutine frame, no reactor round trip); the pieces stay
+// here for write_later otherwise.
+class pending_write {
+ public:
+  write_state start(beast::tcp_stream& client, const std::string& head, const std::string& out, bool last) {
+    count_ = 0;
+    if (!head.empty()) parts_[count_++] = net::buffer(head);
+    if (!out.empty()) {
+      parts_[count_++] = net::buffer(http_out::chunk_header(size_line_, out.size()));
+      parts_[count_++] = net::buffer(out);
+      parts_[count_++] = net::buffer(http_out::chunk_trailer);
+    }
+    if (last) parts_[count_++] = net::buffer(http_out::last_chunk);
+    sent_ = 0;
+    if (count_ == 0) return write_state::done;
+    return write_now(client, pieces(), sent_);
   }
-  if (last) parts[count++] = net::buffer(http_out::last_chunk);
-  if (count == 0) co_return true;
-  bool written = co_await write_to_client(worker, client, std::span(parts.data(), count));
-  ctx.response_bytes += out.size();
-  out.clear();
-  head.clear();
-  co_return written;
-}
+  net::awaitable<bool> finish(worker_context& worker, beast::tcp_stream& client) {
+    return write_later(worker, client, pieces(), sent_);
+  }
+  // Once the write is over, whatever its outcome.
+  static void settle(std::string& head, std::string& out, request_context& ctx) {
+    ctx.response_bytes += out.size();
+    out.clear();
+    head.clear();
+  }
+
+ private:
+  std::span<const net::const_buffer> pieces() const { return {parts_.data(), count_}; }
+
+  char size_line_[24];
+  std::array<net::const_buffer, 5> parts_;
+  std::size_t count_ = 0;
+  std::size_t sent_ = 0;
+};
 
 }  // namespace
 
@@ -183,7 +200,9 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
   ctx.stream = true;
   stream_gauge gauge(worker.stats);
   auto& response = parser.get();
-  std::string head;
+  // The request head's buffer, reused: that head went out before the response began.
+  std::string& head = connection.head_buffer();
+  head.clear();
   http_out::begin_head(head, ctx.upstream_status, request.keep_alive, ctx.id);
   if (request.mode == relay_mode::translated) {
     http_out::add_header(head, "Content-Type", "text/event-stream; charset=utf-8");
@@ -195,9 +214,15 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
   // When the first events came with the upstream's header they go out with ours, in one write;
   // otherwise the header goes out at once, so the client sees the stream open before the
   // first token.
-  std::string no_events;
-  if (connection.read_buffer().size() == 0 && !co_await write_pending(worker, client, head, no_events, ctx, false))
-    co_return note_client_gone(worker, ctx);
+  pending_write writer;
+  if (connection.read_buffer().size() == 0) {
+    std::string no_events;
+    auto state = writer.start(client, head, no_events, false);
+    if (state == write_state::pending)
+      state = co_await writer.finish(worker, client) ? write_state::done : write_state::failed;
+    pending_write::settle(head, no_events, ctx);
+    if (state == write_state::failed) co_return note_client_gone(worker, ctx);
+  }
 
   event_handler handler(request, ctx);
   bool ndjson = request.mode == relay_mode::translated && request.framing == adapters::stream_framing::ndjson;
@@ -212,9 +237,12 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
 
   while (!parser.is_done()) {
     if (watch.client_gone()) co_return note_client_gone(worker, ctx);
-    connection.tcp().expires_after(worker.config.stream_idle_timeout);
-    error_code ec = co_await read_body_piece(connection, parser);
-    if (watch.client_gone()) co_return note_client_gone(worker, ctx);
+    error_code ec;
+    if (!take_buffered_body(connection, parser, ec)) {
+      connection.expires_after(worker.config.stream_idle_timeout);
+      ec = co_await read_body_piece(connection, parser);
+      if (watch.client_gone()) co_return note_client_gone(worker, ctx);
+    }
     if (!body.empty()) {
       auto oversized_before = events.oversized_events() + lines.oversized_lines();
       if (ndjson) lines.feed(body, on_line);
@@ -227,9 +255,13 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
       break;
     }
     // The last piece goes out below, together with the end of the stream.
-    if (!parser.is_done() && (!out.empty() || !head.empty()) &&
-        !co_await write_pending(worker, client, head, out, ctx, false))
-      co_return note_client_gone(worker, ctx);
+    if (!parser.is_done() && (!out.empty() || !head.empty())) {
+      auto state = writer.start(client, head, out, false);
+      if (state == write_state::pending)
+      state = co_await writer.finish(worker, client) ? write_state::done : write_state::failed;
+      pending_write::settle(head, out, ctx);
+      if (state == write_state::failed) co_return note_client_gone(worker, ctx);
+    }
   }
   // A last block (or line) completed by the final byte is handed on.
   if (ndjson) lines.finish(on_line);
@@ -247,7 +279,11 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
     handler.finish(out);
   }
   handler.settle_usage();
-  if (!co_await write_pending(worker, client, head, out, ctx, true)) co_return note_client_gone(worker, ctx);
+  auto state = writer.start(client, head, out, true);
+  if (state == write_state::pending)
+    state = co_await writer.finish(worker, client) ? write_state::done : write_state::failed;
+  pending_write::settle(head, out, ctx);
+  if (state == write_state::failed) co_return note_client_gone(worker, ctx);
   upstream_reusable = !upstream_ec && response.keep_alive();
   co_return request.keep_alive;
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "adapters/openai.hpp"
+#include "core/caller.hpp"
 #include "core/errors.hpp"
 #include "core/providers.hpp"
 #include "proxy/stats.hpp"
@@ -23,9 +24,14 @@ struct request_context {
   std::uint8_t route = unknown_route;
   std::string model;  // as the client asked for it (alias or "provider/model" included)
   const core::provider_config* provider = nullptr;
+  std::uint32_t provider_index = 0;  // valid when provider is set
+  std::string upstream_model;        // the provider's name for the model
+  const char* route_reason = "";     // primary, or why a fallback was taken
+  core::caller_identity caller;
   std::uint32_t model_id = worker_stats::other_model;
   bool stream = false;
 
+  std::int64_t started_unix_ms = 0;  // for the ledger row
   steady_time started{};
   steady_time upstream_sent{};
   steady_time upstream_first_byte{};
@@ -40,6 +46,9 @@ struct request_context {
   std::uint64_t output_chunks = 0;  // streamed chunks that carried generated text
   bool stream_completed = false;  // the upstream's stream ended with [DONE]
   std::uint64_t events_relayed = 0;
+  std::uint64_t reservation = 0;  // quota reservation to settle, 0 when none
+  std::int64_t cost_micro_usd = 0;
+  bool unpriced = false;  // a paid model with no known price: cost recorded as 0
   std::uint64_t response_bytes = 0;
 };
 

@@ -3,6 +3,8 @@
 #include "adapters/anthropic_native.hpp"
 #include "adapters/openai.hpp"
 #include "adapters/registry.hpp"
+#include "proxy/admission.hpp"
+#include "proxy/metering.hpp"
 #include "proxy/mock_provider.hpp"
 #include "proxy/http_out.hpp"
 #include "proxy/relay.hpp"
@@ -48,6 +50,16 @@ net::awaitable<bool> write_json(worker_context& worker, beast::tcp_stream& strea
   co_return !ec && keep_alive;
 }
 
+net::awaitable<bool> refuse(worker_context& worker, beast::tcp_stream& stream, request_context& ctx,
+                            const admission_refusal& refusal, bool anthropic_shape, bool keep_alive) {
+  ctx.error = refusal.kind;
+  ctx.status = core::describe(refusal.kind).http_status;
+  std::string response = refusal_response(refusal, anthropic_shape, keep_alive, ctx.id);
+  stream.expires_after(worker.config.client_idle_timeout);
+  auto [ec, n] = co_await net::async_write(stream, net::buffer(response), use_nothrow);
+  co_return !ec && keep_alive;
+}
+
 // Anthropic's front API: only to Anthropic providers, bytes relayed both ways.
 net::awaitable<bool> handle_native_messages(worker_context& worker, beast::tcp_stream& stream,
                                             const http::request<http::string_body>& request, request_context& ctx,
@@ -59,23 +71,21 @@ net::awaitable<bool> handle_native_messages(worker_context& worker, beast::tcp_s
     return write_json(worker, stream, ctx, info.http_status,
                       anthropic::native_error_body(anthropic::native_error_type(info.http_status), message), keep_alive);
   };
+  if (auto refusal = identify_caller(worker, request, ctx)) co_return co_await refuse(worker, stream, ctx, *refusal, true, keep_alive);
   auto native = anthropic::parse_native_request(request.body());
   if (!native) co_return co_await reject(core::error_kind::bad_request, native.error().message);
   ctx.model = native->model;
   ctx.model_id = worker.stats.model_id(ctx.model);
-  auto route = core::resolve_model(worker.config.providers, ctx.model);
-  if (!route) co_return co_await reject(core::error_kind::model_not_found, "model: " + ctx.model + " is not served by any provider.");
-  const auto& provider = worker.providers[route->provider_index];
-  ctx.provider = provider.config;
-  if (provider.config->type != core::provider_type::anthropic) {
-    co_return co_await reject(core::error_kind::bad_request,
-                              "model: " + ctx.model + " is served by provider \"" + provider.config->name + "\" (" +
-                                  std::string(core::provider_type_name(provider.config->type)) +
-                                  "); /v1/messages needs an anthropic provider. Use /v1/chat/completions.");
-  }
-  std::string body = route->model == ctx.model ? std::string() : openai::replace_model(request.body(), route->model);
+  ctx.stream = native->stream;
+  ctx.prompt_tokens_estimate = request.body().size() / 4;
+  admission_input input{request.body(), static_cast<std::int64_t>(ctx.prompt_tokens_estimate), true, true};
+  if (auto refusal = co_await admit_and_route(worker, ctx, input))
+    co_return co_await refuse(worker, stream, ctx, *refusal, true, keep_alive);
+  const auto& provider = worker.providers[ctx.provider_index];
+  std::string body = ctx.upstream_model == ctx.model ? std::string() : openai::replace_model(request.body(), ctx.upstream_model);
   relay_request relay_args{request, provider, "/messages", body.empty() ? std::string_view(request.body()) : body,
                            {}, keep_alive, native->stream, relay_mode::anthropic_passthrough};
+  relay_args.withhold_client_key = !ctx.caller.key_fingerprint.empty();
   co_return co_await relay(worker, stream, relay_args, ctx);
 }
 
@@ -114,6 +124,7 @@ net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& s
                                    keep_alive);
   }
 
+  if (auto refusal = identify_caller(worker, request, ctx)) co_return co_await refuse(worker, stream, ctx, *refusal, false, keep_alive);
   auto front = openai::parse_front_request(*endpoint, request.body());
   if (!front) {
     co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request, front.error().message,
@@ -124,25 +135,22 @@ net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& s
   ctx.stream = front->stream;
   ctx.prompt_tokens_estimate = front->prompt_tokens_estimate;
 
-  auto route = core::resolve_model(worker.config.providers, ctx.model);
-  if (!route) {
-    co_return co_await reply_error(worker, stream, ctx, core::error_kind::model_not_found,
-                                   "The model `" + ctx.model + "` does not exist or is not served by any configured "
-                                   "provider (see GET /v1/models).",
-                                   keep_alive, "model");
-  }
-  const auto& provider = worker.providers[route->provider_index];
-  ctx.provider = provider.config;
+  admission_input input{request.body(), static_cast<std::int64_t>(ctx.prompt_tokens_estimate),
+                        *endpoint != openai::endpoint::embeddings, false};
+  if (auto refusal = co_await admit_and_route(worker, ctx, input))
+    co_return co_await refuse(worker, stream, ctx, *refusal, false, keep_alive);
+  const auto& provider = worker.providers[ctx.provider_index];
   const auto type = provider.config->type;
 
   if (type == core::provider_type::openai) {
     std::string_view body = front->rewritten_body.empty() ? std::string_view(request.body())
                                                           : std::string_view(front->rewritten_body);
-    std::string renamed = route->model == ctx.model ? std::string() : openai::replace_model(body, route->model);
+    std::string renamed = ctx.upstream_model == ctx.model ? std::string() : openai::replace_model(body, ctx.upstream_model);
     relay_request relay_args{request, provider, openai::path_below_root(*endpoint), renamed.empty() ? body : renamed,
                              {}, keep_alive, front->stream, relay_mode::openai_passthrough,
                              front->stream && !front->client_wants_usage};
-    co_return co_await relay(worker, stream, relay_args, ctx);
+    relay_args.withhold_client_key = !ctx.caller.key_fingerprint.empty();
+  co_return co_await relay(worker, stream, relay_args, ctx);
   }
 
   // Mock and translating providers work on the parsed request.
@@ -157,7 +165,7 @@ net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& s
       co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request,
                                      "The mock provider serves /v1/chat/completions and /v1/embeddings.", keep_alive);
     }
-    mock_request mock_args{*endpoint, body, route->model, front->stream, front->client_wants_usage,
+    mock_request mock_args{*endpoint, body, ctx.upstream_model, front->stream, front->client_wants_usage,
                            provider.config->mock_token_latency, keep_alive};
     co_return co_await serve_mock(worker, stream, mock_args, ctx);
   }
@@ -170,7 +178,7 @@ net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& s
                                    keep_alive);
   }
   const auto* adapter = adapters::translating_adapter(type);
-  adapters::translation_options options{route->model, worker.config.default_max_tokens, front->stream,
+  adapters::translation_options options{ctx.upstream_model, worker.config.default_max_tokens, front->stream,
                                         front->client_wants_usage};
   auto call = adapter->translate_request(body, options);
   if (!call) {
@@ -180,6 +188,7 @@ net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& s
   relay_request relay_args{request,       provider,     call->path, call->body, call->headers, keep_alive,
                            front->stream, relay_mode::translated,   false,      adapter,      &options,
                            call->framing};
+  relay_args.withhold_client_key = !ctx.caller.key_fingerprint.empty();
   co_return co_await relay(worker, stream, relay_args, ctx);
 }
 
@@ -198,6 +207,7 @@ void account(worker_context& worker, request_context& ctx) {
   if (ctx.usage)
     stats.count_tokens(ctx.model_id, ctx.usage->prompt_tokens, ctx.usage->completion_tokens,
                        ctx.usage->cached_prompt_tokens);
+  if (ctx.route != unknown_route && ctx.route != models_route) meter(worker, ctx);
   worker.log.record(ctx);
   if (worker.log.wants_flush()) worker.log.flush();
 }
@@ -263,6 +273,8 @@ net::awaitable<void> serve_client(worker_context& worker, session_set& sessions,
     busy_scope busy(worker, handle);
     request_context ctx;
     ctx.started = clock::now();
+    ctx.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
     ctx.id = worker.next_request_id();
     bool keep_alive = false;
     bool clean = false;

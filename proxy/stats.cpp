@@ -1,5 +1,9 @@
 #include "proxy/stats.hpp"
 
+#include "proxy/accounting.hpp"
+#include "proxy/money.hpp"
+#include "storage/ledger.hpp"
+
 #include "adapters/openai.hpp"
 
 #include <prometheus/metric_family.h>
@@ -58,6 +62,93 @@ ClientMetric histogram(const histogram_data& data) {
   return metric;
 }
 
+void render_metering(std::vector<MetricFamily>& families, const metering_view& metering,
+                     const std::map<std::pair<std::string, std::string>, std::int64_t>& cost,
+                     const std::map<std::pair<std::string, std::string>, std::uint64_t>& unpriced) {
+  auto& cost_family = families.emplace_back(family(
+      "tollgate_cost_usd_total", "Spend in USD from provider-reported usage and the price table, by provider and model.",
+      MetricType::Counter));
+  for (const auto& [labels, micro] : cost)
+    cost_family.metric.push_back(scalar(MetricType::Counter, micro_to_usd(micro),
+                                        {{"provider", labels.first}, {"model", labels.second}}));
+  auto& unpriced_family = families.emplace_back(family(
+      "tollgate_unpriced_requests_total",
+      "Requests to a paid model with no known price (recorded at cost 0; set TOLLGATE_PRICES).", MetricType::Counter));
+  for (const auto& [labels, count] : unpriced)
+    unpriced_family.metric.push_back(scalar(MetricType::Counter, static_cast<double>(count),
+                                            {{"provider", labels.first}, {"model", labels.second}}));
+
+  auto& spent = families.emplace_back(family(
+      "tollgate_budget_spent_usd",
+      "Spend in the current period, by scope (provider, department, user, key), name and period (day, month).",
+      MetricType::Gauge));
+  auto& limit = families.emplace_back(family(
+      "tollgate_budget_limit_usd", "Configured cost limit of a provider budget or caller quota, same labels.",
+      MetricType::Gauge));
+  auto& projected = families.emplace_back(family(
+      "tollgate_budget_projected_usd", "Projected month-end spend per provider (spent / elapsed fraction of the month).",
+      MetricType::Gauge));
+  auto& throttled = families.emplace_back(family(
+      "tollgate_provider_throttled", "1 while a provider is throttled for its budget (skipped by routing when "
+      "TOLLGATE_COST_THROTTLE_ENABLED), else 0.", MetricType::Gauge));
+  auto& daily_requests = families.emplace_back(family(
+      "tollgate_provider_requests_today", "Requests counted today against TOLLGATE_PROVIDER_DAILY_QUOTA.",
+      MetricType::Gauge));
+  auto& transitions = families.emplace_back(family(
+      "tollgate_throttle_transitions_total", "Throttle state changes, by provider and new state.", MetricType::Counter));
+  auto& rejections = families.emplace_back(family(
+      "tollgate_quota_rejections_total", "Requests refused with 429 quota_exceeded, by quota type and period.",
+      MetricType::Counter));
+  auto& alerts = families.emplace_back(family(
+      "tollgate_alerts_total", "Throttle alerts to TOLLGATE_ALERT_WEBHOOK_URL, by result (sent, failed, suppressed).",
+      MetricType::Counter));
+  if (const auto* a = metering.accounts) {
+    for (const auto& line : a->spend) {
+      prometheus::ClientMetric::Label scope{"scope", line.scope}, name{"name", line.name}, period{"period", line.period};
+      spent.metric.push_back(scalar(MetricType::Gauge, micro_to_usd(line.spent), {scope, name, period}));
+      if (line.limit) limit.metric.push_back(scalar(MetricType::Gauge, micro_to_usd(*line.limit), {scope, name, period}));
+    }
+    for (const auto& p : a->providers) {
+      projected.metric.push_back(scalar(MetricType::Gauge, micro_to_usd(p.projected), {{"provider", p.provider}}));
+      throttled.metric.push_back(scalar(MetricType::Gauge, p.throttled ? 1 : 0, {{"provider", p.provider}}));
+      daily_requests.metric.push_back(
+          scalar(MetricType::Gauge, static_cast<double>(p.requests_today), {{"provider", p.provider}}));
+    }
+    for (const auto& [labels, count] : a->transitions)
+      transitions.metric.push_back(scalar(MetricType::Counter, static_cast<double>(count),
+                                          {{"provider", labels.first}, {"to", labels.second}}));
+    for (const auto& [labels, count] : a->quota_rejections)
+      rejections.metric.push_back(scalar(MetricType::Counter, static_cast<double>(count),
+                                         {{"quota_type", labels.first}, {"period", labels.second}}));
+    alerts.metric.push_back(scalar(MetricType::Counter, static_cast<double>(a->alerts_sent), {{"result", "sent"}}));
+    alerts.metric.push_back(scalar(MetricType::Counter, static_cast<double>(a->alerts_failed), {{"result", "failed"}}));
+    alerts.metric.push_back(
+        scalar(MetricType::Counter, static_cast<double>(a->alerts_suppressed), {{"result", "suppressed"}}));
+    families.push_back(family("tollgate_budget_throttled_rejections_total",
+                              "Requests refused with 429 budget_throttled: every candidate provider was throttled or "
+                              "over its daily request quota.",
+                              MetricType::Counter));
+    families.back().metric.push_back(scalar(MetricType::Counter, static_cast<double>(a->provider_skips)));
+  }
+  if (const auto* l = metering.ledger) {
+    auto single = [&](std::string name, std::string help, MetricType type, double value) {
+      families.push_back(family(std::move(name), std::move(help), type));
+      families.back().metric.push_back(scalar(type, value));
+    };
+    single("tollgate_ledger_queue_depth", "Ledger records waiting to be committed to SQLite.", MetricType::Gauge,
+           static_cast<double>(l->queued));
+    single("tollgate_ledger_written_total", "Ledger records committed to SQLite.", MetricType::Counter,
+           static_cast<double>(l->written));
+    single("tollgate_ledger_write_errors_total", "Failed ledger database opens and batch commits.", MetricType::Counter,
+           static_cast<double>(l->write_errors));
+    single("tollgate_ledger_dropped_total",
+           "Ledger records lost: queue full, retry backlog full, or unwritable at shutdown.", MetricType::Counter,
+           static_cast<double>(l->dropped));
+    single("tollgate_ledger_healthy", "1 while the ledger database is open and its last commit succeeded.",
+           MetricType::Gauge, l->healthy ? 1 : 0);
+  }
+}
+
 }  // namespace
 
 void histogram_data::observe(double seconds) noexcept {
@@ -96,7 +187,8 @@ void worker_stats::count_tokens(std::uint32_t model, std::uint64_t prompt, std::
   counts.cached += cached;
 }
 
-std::string render_metrics(const std::vector<worker_stats>& snapshots, const process_state& process) {
+std::string render_metrics(const std::vector<worker_stats>& snapshots, const process_state& process,
+                           const metering_view& metering) {
   // Workers number their models independently: merge by name.
   std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests;
   std::map<std::string, worker_stats::token_counts> tokens;
@@ -105,6 +197,13 @@ std::string render_metrics(const std::vector<worker_stats>& snapshots, const pro
   histogram_data ttfb;
   double active_requests = 0, active_streams = 0;
   std::uint64_t disconnects = 0, oversized = 0, interruptions = 0, opened = 0, reused = 0;
+  std::map<std::pair<std::string, std::string>, std::int64_t> cost;         // (provider, model) -> micro-USD
+  std::map<std::pair<std::string, std::string>, std::uint64_t> unpriced;    // (provider, model) -> requests
+  auto provider_name = [&](std::uint64_t key) -> std::string {
+    auto index = static_cast<std::size_t>(key >> 32);
+    if (metering.provider_names && index < metering.provider_names->size()) return (*metering.provider_names)[index];
+    return "unknown";
+  };
 
   for (const auto& s : snapshots) {
     for (const auto& [key, count] : s.requests) {
@@ -119,6 +218,10 @@ std::string render_metrics(const std::vector<worker_stats>& snapshots, const pro
       total.completion += counts.completion;
       total.cached += counts.cached;
     }
+    for (const auto& [key, micro] : s.cost_micro_usd)
+      cost[{provider_name(key), s.model_names.at(key & 0xffffffffULL)}] += micro;
+    for (const auto& [key, count] : s.unpriced_requests)
+      unpriced[{provider_name(key), s.model_names.at(key & 0xffffffffULL)}] += count;
     for (std::size_t i = 0; i < error_kind_count; ++i) upstream_errors[i] += s.upstream_errors[i];
     duration.merge(s.request_duration);
     ttfb.merge(s.upstream_ttfb);
@@ -191,6 +294,7 @@ std::string render_metrics(const std::vector<worker_stats>& snapshots, const pro
   single("tollgate_draining", "1 after SIGTERM while in-flight requests finish.", MetricType::Gauge,
          process.draining ? 1 : 0);
 
+  render_metering(families, metering, cost, unpriced);
   return prometheus::TextSerializer().Serialize(families);
 }
 

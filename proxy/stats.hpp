@@ -10,7 +10,13 @@
 #include <unordered_map>
 #include <vector>
 
+namespace tollgate::storage {
+struct ledger_stats;
+}
+
 namespace tollgate::proxy {
+
+struct accounting_metrics;
 
 // Upper bounds in seconds, shared by every latency histogram: from sub-millisecond proxy
 // overhead up to the minutes a long non-streaming generation can take.
@@ -68,6 +74,12 @@ class worker_stats {
   std::vector<std::string> model_names;                     // id -> name
   std::unordered_map<std::uint64_t, std::uint64_t> requests;  // packed (route, model, status) -> count
   std::unordered_map<std::uint32_t, token_counts> tokens;     // model id -> counts
+  std::unordered_map<std::uint64_t, std::int64_t> cost_micro_usd;       // (provider, model) -> micro-USD
+  std::unordered_map<std::uint64_t, std::uint64_t> unpriced_requests;   // (provider, model) -> requests
+
+  static std::uint64_t pack_cost_key(std::uint32_t provider, std::uint32_t model) noexcept {
+    return (std::uint64_t{provider} << 32) | model;
+  }
 
   static std::uint64_t pack(std::uint8_t route, std::uint32_t model, int status) noexcept {
     return (std::uint64_t{route} << 56) | (std::uint64_t{model} << 16) | static_cast<std::uint16_t>(status);
@@ -87,8 +99,16 @@ struct process_state {
   bool draining = false;
 };
 
+// Spend, budgets, throttles and the ledger: owned by the accounting and ledger threads.
+struct metering_view {
+  const std::vector<std::string>* provider_names = nullptr;  // index -> name
+  const accounting_metrics* accounts = nullptr;              // null when the snapshot timed out
+  const storage::ledger_stats* ledger = nullptr;
+};
+
 // Prometheus text exposition of all workers' snapshots. Every metric family tollgate exports
 // is named in this function's implementation, and nowhere else.
-std::string render_metrics(const std::vector<worker_stats>& snapshots, const process_state& process);
+std::string render_metrics(const std::vector<worker_stats>& snapshots, const process_state& process,
+                           const metering_view& metering);
 
 }  // namespace tollgate::proxy

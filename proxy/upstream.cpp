@@ -24,11 +24,50 @@ upstream_failure connect_failure(const error_code& ec) {
 
 }  // namespace
 
+namespace upstream_detail {
+namespace {
+
+void arm(const std::shared_ptr<deadline_state>& state) {
+  state->armed = true;
+  std::uint64_t generation = ++state->generation;
+  state->timer.expires_at(state->deadline);
+  state->timer.async_wait([state, generation](error_code ec) {
+    if (ec || generation != state->generation) return;  // re-armed, or the connection is gone
+    state->armed = false;
+    if (!state->socket || state->deadline == std::chrono::steady_clock::time_point::max()) return;
+    if (std::chrono::steady_clock::now() < state->deadline) {
+      arm(state);  // the deadline moved on since this wait began
+      return;
+    }
+    state->timed_out = true;
+    error_code ignored;
+    state->socket->close(ignored);
+  });
+}
+
+}  // namespace
+}  // namespace upstream_detail
+
 upstream_connection::upstream_connection(net::any_io_executor executor, ssl::context* tls_context)
-    : buffer_(max_read_buffer) {
+    : socket_(executor),
+      deadline_(std::make_shared<upstream_detail::deadline_state>(executor)),
+      buffer_(max_read_buffer) {
+  deadline_->socket = &socket_;
   buffer_.reserve(initial_read_capacity);
-  if (tls_context) tls_.emplace(beast::tcp_stream(executor), *tls_context);
-  else plain_.emplace(executor);
+  if (tls_context) tls_.emplace(socket_, *tls_context);
+}
+
+upstream_connection::~upstream_connection() {
+  deadline_->socket = nullptr;
+  deadline_->timer.cancel();
+}
+
+void upstream_connection::expires_after(std::chrono::steady_clock::duration timeout) {
+  auto& state = *deadline_;
+  state.deadline = std::chrono::steady_clock::now() + timeout;
+  // A wait due after the new deadline would fire too late: bring it forward. One due before
+  // it re-arms itself when it fires.
+  if (!state.armed || state.timer.expiry() > state.deadline) upstream_detail::arm(deadline_);
 }
 
 upstream_pool::upstream_pool(net::any_io_executor executor, ssl::context& tls_context,
@@ -51,34 +90,39 @@ net::awaitable<boost::system::result<tcp::resolver::results_type, upstream_failu
   co_return endpoints;
 }
 
+std::unique_ptr<upstream_connection> upstream_pool::take_idle(const upstream_target& target) {
+  auto it = idle_.find(target.key);
+  if (it == idle_.end()) return nullptr;
+  auto now = std::chrono::steady_clock::now();
+  auto& idle = it->second;
+  while (!idle.empty()) {
+    // Most recently used first: the one least likely to have been closed by the server.
+    auto connection = std::move(idle.back());
+    idle.pop_back();
+    // A connection the server closed meanwhile is caught by the relay's retry-once rule;
+    // probing each one here would cost a system call per request.
+    if (now - connection->idle_since < max_idle_time && connection->socket().is_open()) return connection;
+  }
+  return nullptr;
+}
+
 net::awaitable<boost::system::result<upstream_lease, upstream_failure>> upstream_pool::acquire(
     const upstream_target& target) {
-  auto now = std::chrono::steady_clock::now();
-  if (auto it = idle_.find(target.key); it != idle_.end()) {
-    auto& idle = it->second;
-    while (!idle.empty()) {
-      // Most recently used first: the one least likely to have been closed by the server.
-      auto connection = std::move(idle.back());
-      idle.pop_back();
-      // A connection the server closed meanwhile is caught by the relay's retry-once rule;
-      // probing each one here would cost a system call per request.
-      if (now - connection->idle_since < max_idle_time && connection->tcp().socket().is_open())
-        co_return upstream_lease{std::move(connection), true};
-    }
-  }
+  if (auto connection = take_idle(target)) co_return upstream_lease{std::move(connection), true};
 
   auto endpoints = co_await resolve(target);
   if (!endpoints) co_return endpoints.error();
 
   auto connection = std::make_unique<upstream_connection>(executor_, target.tls ? &tls_context_ : nullptr);
-  auto& tcp = connection->tcp();
-  tcp.expires_after(connect_timeout_);
-  auto [connect_ec, endpoint] = co_await tcp.async_connect(*endpoints, use_nothrow);
+  connection->expires_after(connect_timeout_);
+  auto [connect_ec_raw, endpoint] = co_await net::async_connect(connection->socket(), *endpoints, use_nothrow);
+  error_code connect_ec = connection->checked(connect_ec_raw);
   if (connect_ec) {
     addresses_.erase(target.host + ":" + std::to_string(target.port));  // maybe stale: resolve afresh next time
     co_return connect_failure(connect_ec);
   }
-  tcp.socket().set_option(tcp::no_delay(true));
+  error_code ignored;
+  connection->socket().set_option(tcp::no_delay(true), ignored);
 
   if (auto* tls = connection->tls_stream()) {
     // SNI, so virtual-hosted APIs present the right certificate, and RFC 6125 host checking
@@ -87,14 +131,15 @@ net::awaitable<boost::system::result<upstream_lease, upstream_failure>> upstream
       co_return upstream_failure{core::error_kind::upstream_tls, error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category())};
     tls->set_verify_mode(ssl::verify_peer);
     tls->set_verify_callback(ssl::host_name_verification(target.host));
-    auto [handshake_ec] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
+    auto [handshake_ec_raw] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
+    error_code handshake_ec = connection->checked(handshake_ec_raw);
     if (handshake_ec) {
       co_return upstream_failure{handshake_ec == beast::error::timeout ? core::error_kind::upstream_timeout
                                                                        : core::error_kind::upstream_tls,
                                  handshake_ec};
     }
   }
-  tcp.expires_never();
+  connection->expires_never();
   co_return upstream_lease{std::move(connection), false};
 }
 
@@ -102,7 +147,7 @@ void upstream_pool::release(const upstream_target& target, std::unique_ptr<upstr
   if (max_idle_ == 0) return;
   auto& idle = idle_[target.key];
   if (idle.size() >= max_idle_) idle.pop_front();  // drop the oldest: the likeliest to be stale
-  connection->tcp().expires_never();
+  connection->expires_never();
   connection->idle_since = std::chrono::steady_clock::now();
   idle.push_back(std::move(connection));
 }

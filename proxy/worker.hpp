@@ -32,6 +32,9 @@ class worker {
   int in_flight() const noexcept { return context_.in_flight.load(std::memory_order_relaxed); }
   // A copy of the worker's counters, taken on the worker's own thread.
   std::optional<worker_stats> snapshot(std::chrono::milliseconds timeout);
+  // Start-up wiring and messages from other threads (which must post, never touch directly).
+  worker_context& context() noexcept { return context_; }
+  net::any_io_executor executor() { return io_.get_executor(); }
 
  private:
   net::awaitable<void> accept_loop();

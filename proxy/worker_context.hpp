@@ -6,12 +6,22 @@
 #include "proxy/stats.hpp"
 #include "proxy/upstream.hpp"
 
+#include "core/pricing.hpp"
+#include "proxy/policy_snapshot.hpp"
+
 #include <atomic>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+namespace tollgate::storage {
+class ledger;
+}
+
 namespace tollgate::proxy {
+
+class accounting;
 
 // A provider as one worker sees it: where it lives and the request-invariant header lines
 // (Host and its kind of authentication), built once at start-up.
@@ -35,6 +45,14 @@ struct worker_context {
   access_log log;
   const std::atomic<bool>& draining;
   std::atomic<int> in_flight{0};
+
+  // Metering, wired at start-up. The policy is this worker's own copy, replaced by a post
+  // from the accounting thread whenever keys, limits or throttles change.
+  accounting* accounts = nullptr;
+  storage::ledger* ledger = nullptr;
+  const core::price_table* prices = nullptr;
+  std::shared_ptr<const policy_snapshot> policy = std::make_shared<const policy_snapshot>();
+  core::unpriced_models unpriced;
   std::atomic<int> open_sessions{0};
 
   std::string next_request_id();

@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <new>
+#include <string_view>
 #include <utility>
 
 namespace tollgate::storage {
@@ -48,6 +50,60 @@ int bind_record(sqlite3_stmt* stmt, const core::ledger_record& r) {
   i64(r.usage_estimated ? 1 : 0);
   return rc;
 }
+
+}  // namespace
+
+namespace detail {
+
+class ledger_task {
+ public:
+  virtual ~ledger_task() = default;
+  // `db` is the writer's connection, or nullptr when there is none, `error` then saying why.
+  // Returns false when the callback threw.
+  virtual bool run(sqlite3* db, std::string_view error) noexcept = 0;
+};
+
+}  // namespace detail
+
+namespace {
+
+template <typename Result>
+Result error_result(std::string_view error) noexcept {
+  Result result;
+  try {
+    result.error = error;
+  } catch (...) {
+    // Out of memory for the message: ok == false alone still tells the caller it failed.
+  }
+  return result;
+}
+
+// Runs `work` (one of the noexcept SQL functions) on the writer's connection and hands the
+// result to `done`. The callback is caller code on our thread, so a throw is caught here.
+template <typename Result, typename Work>
+class task_impl final : public detail::ledger_task {
+ public:
+  task_impl(std::function<void(Result)>&& done, Work&& work) noexcept
+      : done_(std::move(done)), work_(std::move(work)) {}
+
+  bool run(sqlite3* db, std::string_view error) noexcept override {
+    Result result = db != nullptr ? work_(db) : error_result<Result>(error);
+    if (!done_) return true;
+    try {
+      done_(std::move(result));
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
+ private:
+  std::function<void(Result)> done_;
+  Work work_;
+};
+
+constexpr std::string_view stopped_error = "ledger stopped";
+constexpr std::string_view no_memory_error = "ledger: out of memory while queueing";
 
 }  // namespace
 
@@ -100,6 +156,13 @@ void ledger::stop() noexcept {
   wake_.notify_one();
   if (writer_.joinable()) writer_.join();
   stopped_.store(true, std::memory_order_relaxed);
+  // The writer's last pass ran every task queued before stop_requested_ and none can be
+  // queued since; this only matters if the writer never started.
+  for (auto& task : tasks_) {
+    tasks_queued_.fetch_sub(1, std::memory_order_relaxed);
+    if (!task->run(nullptr, stopped_error)) callback_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  tasks_.clear();
   // The writer is gone, so this thread is now the only consumer: anything that slipped into
   // a ring after the final drain is counted, never silently lost.
   std::uint64_t late = 0;
@@ -107,6 +170,116 @@ void ledger::stop() noexcept {
   if (late != 0) dropped_.fetch_add(late, std::memory_order_relaxed);
   insert_.reset();
   db_.reset();
+}
+
+template <typename Result, typename Work>
+void ledger::post(std::function<void(Result)> done, Work work) noexcept {
+  // nothrow new, not make_unique: when the allocation fails `done` has not been moved from
+  // yet, so it can still be told.
+  std::unique_ptr<detail::ledger_task> task(
+      new (std::nothrow) task_impl<Result, Work>(std::move(done), std::move(work)));
+  if (!task) {
+    if (done) {
+      try {
+        done(error_result<Result>(no_memory_error));
+      } catch (...) {
+        callback_errors_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    return;
+  }
+  enqueue(std::move(task));
+}
+
+void ledger::enqueue(std::unique_ptr<detail::ledger_task> task) noexcept {
+  bool stopping = false;
+  {
+    std::lock_guard lock(wake_mutex_);
+    stopping = stop_requested_;
+    if (!stopping) {
+      try {
+        tasks_.push_back(std::move(task));  // strong guarantee: on a throw we still own it
+        tasks_queued_.fetch_add(1, std::memory_order_relaxed);
+      } catch (...) {
+      }
+    }
+  }
+  if (!task) {
+    wake_.notify_one();
+    return;
+  }
+  // Outside the lock: the callback may well queue another task.
+  if (!task->run(nullptr, stopping ? stopped_error : no_memory_error))
+    callback_errors_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ledger::save_budget(stored_budget budget, task_callback done) noexcept {
+  post(std::move(done), [budget = std::move(budget)](sqlite3* db) { return write_budget(db, budget); });
+}
+
+void ledger::delete_budget(std::string provider, task_callback done) noexcept {
+  post(std::move(done), [provider = std::move(provider)](sqlite3* db) { return remove_budget(db, provider); });
+}
+
+void ledger::save_quota(stored_quota quota, task_callback done) noexcept {
+  post(std::move(done), [quota = std::move(quota)](sqlite3* db) { return write_quota(db, quota); });
+}
+
+void ledger::delete_quota(std::string scope, std::string name, task_callback done) noexcept {
+  post(std::move(done), [scope = std::move(scope), name = std::move(name)](sqlite3* db) {
+    return remove_quota(db, scope, name);
+  });
+}
+
+void ledger::save_key(stored_key key, task_callback done) noexcept {
+  post(std::move(done), [key = std::move(key)](sqlite3* db) { return write_key(db, key); });
+}
+
+void ledger::delete_key(std::string fingerprint, task_callback done) noexcept {
+  post(std::move(done), [fingerprint = std::move(fingerprint)](sqlite3* db) {
+    return remove_key(db, fingerprint);
+  });
+}
+
+void ledger::append_audit(audit_row row, task_callback done) noexcept {
+  post(std::move(done), [row = std::move(row)](sqlite3* db) { return insert_audit(db, row); });
+}
+
+void ledger::query_stats(stats_query query, std::function<void(stats_result)> done) noexcept {
+  post(std::move(done), [query](sqlite3* db) { return select_stats(db, query); });
+}
+
+void ledger::query_rows(std::int64_t limit, std::int64_t offset,
+                        std::function<void(rows_result)> done) noexcept {
+  post(std::move(done), [limit, offset](sqlite3* db) { return select_rows(db, limit, offset); });
+}
+
+void ledger::query_audit(std::int64_t limit, std::function<void(audit_result)> done) noexcept {
+  post(std::move(done), [limit](sqlite3* db) { return select_audit(db, limit); });
+}
+
+void ledger::query_spend(time_range day, time_range month, std::function<void(spend_result)> done) noexcept {
+  post(std::move(done), [day, month](sqlite3* db) { return rebuild_spend(db, day, month); });
+}
+
+void ledger::run_tasks() noexcept {
+  if (running_.empty()) return;
+  sqlite3* db = insert_ ? db_.get() : nullptr;
+  std::string why;
+  if (db == nullptr) {
+    try {
+      why = "ledger database unavailable: " + last_error();
+    } catch (...) {
+      // ok == false without a message is still an answer; a hang would not be.
+    }
+  }
+  for (auto& task : running_) {
+    // Before the callback, so a caller that saw its result never sees its task still queued.
+    tasks_queued_.fetch_sub(1, std::memory_order_relaxed);
+    if (!task->run(db, why)) callback_errors_.fetch_add(1, std::memory_order_relaxed);
+    task.reset();  // release what the task captured before running the next one
+  }
+  running_.clear();
 }
 
 ledger_stats ledger::stats() const noexcept {
@@ -122,6 +295,8 @@ ledger_stats ledger::stats() const noexcept {
   s.commits = commits_.load(std::memory_order_relaxed);
   s.last_error_code = last_error_code_.load(std::memory_order_relaxed);
   s.healthy = healthy_.load(std::memory_order_relaxed);
+  s.tasks_queued = tasks_queued_.load(std::memory_order_relaxed);
+  s.callback_errors = callback_errors_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -238,17 +413,24 @@ void ledger::run() noexcept {
     {
       std::unique_lock lock(wake_mutex_);
       wake_.wait_for(lock, options_.flush_interval, [this] {
-        return stop_requested_ || wake_pending_.load(std::memory_order_relaxed);
+        return stop_requested_ || !tasks_.empty() || wake_pending_.load(std::memory_order_relaxed);
       });
       stopping = stop_requested_;
+      // Taken before the rings are drained below, so every record submitted before a query
+      // was queued is committed before the query runs. Taken in the same critical section
+      // that saw stop_requested_, so the stopping pass runs every task queued before stop().
+      running_.swap(tasks_);
     }
     wake_pending_.store(false, std::memory_order_relaxed);
+    // The SIGTERM path: the open backoff no longer applies, since one more attempt is cheap
+    // and gives both the last records and the last tasks their chance.
+    if (stopping) last_open_attempt_ = {};
     flush();
+    run_tasks();
     if (stopping) break;
   }
-  // Final pass for the SIGTERM path: the open backoff no longer applies, one more attempt is
-  // cheap, and whatever still cannot be written is counted as dropped rather than vanishing.
-  last_open_attempt_ = {};
+  // Records that raced the stopping pass's drain get one more commit; whatever still cannot
+  // be written is counted as dropped rather than vanishing.
   flush();
   if (!pending_.empty()) drop_pending(pending_.size());
 }

@@ -1,22 +1,32 @@
 #pragma once
 
 #include "core/ledger_record.hpp"
+#include "storage/ledger_queries.hpp"
+#include "storage/policy_store.hpp"
 #include "storage/schema.hpp"
+#include "storage/spend.hpp"
 #include "storage/spsc_ring.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+struct sqlite3;
 struct sqlite3_stmt;
 
 namespace tollgate::storage {
+
+namespace detail {
+// A queued operation for the writer thread; defined in ledger.cpp.
+class ledger_task;
+}  // namespace detail
 
 struct ledger_options {
   std::chrono::milliseconds flush_interval{50};  // TOLLGATE_LEDGER_FLUSH_MS
@@ -34,7 +44,10 @@ struct ledger_stats {
   std::uint64_t written = 0;       // committed rows
   std::uint64_t dropped = 0;       // ring full, backlog overflow, or unwritable at stop()
   std::uint64_t write_errors = 0;  // failed opens and failed batch commits
-  std::uint64_t commits = 0;       // transactions, from SQLite's commit hook (one per flush)
+  std::uint64_t commits = 0;       // transactions, from SQLite's commit hook (one per flush,
+                                   // plus one per policy or audit write)
+  std::uint64_t tasks_queued = 0;  // policy writes, audit rows and queries not yet run
+  std::uint64_t callback_errors = 0;  // task callbacks that threw (swallowed on the writer)
   int last_error_code = 0;         // SQLite extended result code of the last failure
   bool healthy = false;            // false after a failed open or commit, true after a good one
 };
@@ -42,6 +55,17 @@ struct ledger_stats {
 // The usage ledger: producers (proxy workers) hand records over through their own SPSC ring,
 // one writer thread drains all rings every flush_interval and commits each batch in a single
 // transaction. Producers never touch SQLite and never wait for it.
+//
+// The same thread also runs the rare operations that need the connection: policy writes,
+// audit rows and /stats queries. Any thread queues them (a mutex, not a ring: they are rare);
+// the writer wakes at once, runs them in order, and invokes the callback ON THE WRITER THREAD
+// so the caller posts the result back to its own event loop and must not block in it. Before
+// running queued tasks the writer drains the rings and commits, so a record submitted before
+// a query is visible to that query (unless that commit fails: the records then stay pending
+// for retry and the query sees what is committed). When the database is unavailable a task
+// completes with ok == false and the reason. A task queued after stop() (or one that cannot
+// be queued for lack of memory) completes at once with an error, on the calling thread.
+// Callbacks may be empty.
 class ledger {
  public:
   // Opens the database synchronously so health is known before the proxy starts serving; an
@@ -61,6 +85,24 @@ class ledger {
   // producers have stopped; records submitted later are dropped and counted. Idempotent.
   void stop() noexcept;
 
+  using task_callback = std::function<void(task_result)>;
+  void save_budget(stored_budget budget, task_callback done) noexcept;
+  void delete_budget(std::string provider, task_callback done) noexcept;
+  void save_quota(stored_quota quota, task_callback done) noexcept;
+  void delete_quota(std::string scope, std::string name, task_callback done) noexcept;
+  void save_key(stored_key key, task_callback done) noexcept;
+  void delete_key(std::string fingerprint, task_callback done) noexcept;
+  void append_audit(audit_row row, task_callback done) noexcept;
+
+  void query_stats(stats_query query, std::function<void(stats_result)> done) noexcept;
+  // Newest first (time_ms DESC, id DESC); see select_rows for limit and offset.
+  void query_rows(std::int64_t limit, std::int64_t offset, std::function<void(rows_result)> done) noexcept;
+  // Newest first.
+  void query_audit(std::int64_t limit, std::function<void(audit_result)> done) noexcept;
+  // rebuild_spend on the writer's connection: a quota set at run time starts from what its
+  // subject has really spent, including records submitted just before.
+  void query_spend(time_range day, time_range month, std::function<void(spend_result)> done) noexcept;
+
   ledger_stats stats() const noexcept;
   // Takes a mutex, so keep it off reactor threads: it is for logs and /readyz bodies.
   std::string last_error() const;
@@ -72,6 +114,11 @@ class ledger {
     // Written by its producer only, so the increment never contends.
     alignas(64) std::atomic<std::uint64_t> dropped{0};
   };
+
+  template <typename Result, typename Work>
+  void post(std::function<void(Result)> done, Work work) noexcept;
+  void enqueue(std::unique_ptr<detail::ledger_task> task) noexcept;
+  void run_tasks() noexcept;
 
   void run() noexcept;
   void flush() noexcept;
@@ -107,6 +154,10 @@ class ledger {
   std::mutex wake_mutex_;
   std::condition_variable wake_;
   bool stop_requested_ = false;  // guarded by wake_mutex_
+  std::vector<std::unique_ptr<detail::ledger_task>> tasks_;    // guarded by wake_mutex_
+  std::vector<std::unique_ptr<detail::ledger_task>> running_;  // writer thread: this batch
+  std::atomic<std::uint64_t> tasks_queued_{0};
+  std::atomic<std::uint64_t> callback_errors_{0};
   std::thread writer_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <string_view>
 
@@ -70,6 +71,34 @@ CREATE TABLE quotas (
   PRIMARY KEY (scope, name, period)
 );
 )sql",
+    R"sql(
+-- Virtual keys: only the hash authenticates, the fingerprint names the key in the ledger and
+-- the admin API, and the masked form is what an operator is shown. Departments '|'-joined.
+CREATE TABLE virtual_keys (
+  fingerprint TEXT    PRIMARY KEY,
+  key_hash    TEXT    NOT NULL UNIQUE,
+  masked      TEXT    NOT NULL,
+  name        TEXT    NOT NULL DEFAULT '',
+  departments TEXT    NOT NULL DEFAULT '',
+  user_name   TEXT    NOT NULL DEFAULT '',
+  agent       TEXT    NOT NULL DEFAULT '',
+  created_ms  INTEGER NOT NULL
+);
+
+-- A quota's model allow-list ('|'-joined, empty = any model). Every saved quota has exactly
+-- one row here, so a quota that only restricts models (no limits, hence no quotas rows)
+-- still exists.
+CREATE TABLE quota_models (
+  scope  TEXT NOT NULL,
+  name   TEXT NOT NULL,
+  models TEXT NOT NULL,
+  PRIMARY KEY (scope, name)
+);
+
+-- Newest-first audit paging; requests_time already serves the same for requests (an index
+-- entry carries the rowid, so ORDER BY time_ms DESC, id DESC walks it backwards).
+CREATE INDEX throttle_audit_time ON throttle_audit(time_ms);
+)sql",
 };
 
 open_result fail(sqlite3* db, const std::string& path, std::string_view what) {
@@ -124,7 +153,7 @@ open_result open_database(const std::string& path, const open_options& options) 
       return result;
     }
     if (options.read_only) {
-      if (version < schema_version) {
+      if (version < schema_version && !options.accept_older) {
         open_result result;
         result.error = "ledger database " + path + " has schema version " +
                        std::to_string(version) + " and needs migrating, but is opened read-only";
@@ -144,7 +173,8 @@ open_result open_database(const std::string& path, const open_options& options) 
     };
     if (!exec("PRAGMA journal_mode=WAL")) return fail(raw, path, "cannot enable WAL");
     if (!exec("PRAGMA synchronous=NORMAL")) return fail(raw, path, "cannot set synchronous");
-    for (int v = version; v < schema_version; ++v) {
+    const int target = std::min(options.target_version, schema_version);
+    for (int v = version; v < target; ++v) {
       if (!exec("BEGIN IMMEDIATE")) return fail(raw, path, "cannot start migration");
       const std::string bump = "PRAGMA user_version=" + std::to_string(v + 1);
       const std::string step(migrations[static_cast<std::size_t>(v)]);

@@ -9,7 +9,7 @@ namespace tollgate::storage {
 
 // The schema version this build writes. Bump it and append a migration step in schema.cpp;
 // never edit a step that has shipped, since existing files have already run it.
-inline constexpr int schema_version = 1;
+inline constexpr int schema_version = 2;
 
 struct db_closer {
   void operator()(sqlite3* db) const noexcept;
@@ -21,6 +21,13 @@ struct open_options {
   // the unwritable-database path, and for running as root where chmod cannot deny writes.
   bool read_only = false;
   int busy_timeout_ms = 5000;
+  // Read-only opens of a file an older tollgate left behind (not yet migrated) succeed instead
+  // of failing; the reader must check read_user_version and skip what that version lacks.
+  // For start-up readers that may run before the ledger has migrated the file.
+  bool accept_older = false;
+  // Migrate no further than this: lets a test build a file exactly as an older tollgate left
+  // it. Production code never sets it.
+  int target_version = schema_version;
 };
 
 // Errors are values: a corrupt, unwritable or too-new file must become a readiness failure

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <fstream>
+#include <string>
 
 using namespace tollgate::storage;
 using tollgate::storage::testing::scalar;
@@ -19,9 +20,68 @@ TEST_CASE("schema: migrates an empty file to the current version") {
   opened.db.reset();
   CHECK(scalar(path, "PRAGMA user_version") == schema_version);
   CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
-                     "('requests','throttle_audit','budgets','quotas')") == 4);
+                     "('requests','throttle_audit','budgets','quotas','virtual_keys',"
+                     "'quota_models')") == 6);
   CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name IN "
-                     "('requests_time','requests_provider_time')") == 2);
+                     "('requests_time','requests_provider_time','throttle_audit_time')") == 3);
+}
+
+TEST_CASE("schema: a version 1 file migrates to version 2 keeping its rows") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  {
+    // Exactly what a version 1 tollgate left behind: step 1 only.
+    auto opened = open_database(path, open_options{.target_version = 1});
+    REQUIRE_MESSAGE(opened, opened.error);
+    REQUIRE(sqlite3_exec(opened.db.get(),
+                         "INSERT INTO requests (time_ms, request_id, provider, model, http_status,"
+                         " cost_micro_usd) VALUES (1, 'r1', 'openai', 'gpt-4o', 200, 77);"
+                         "INSERT INTO throttle_audit (time_ms, provider, from_state, to_state,"
+                         " spent_micro_usd, budget_micro_usd, projected_micro_usd)"
+                         " VALUES (2, 'openai', 'normal', 'throttled', 1, 2, 3);"
+                         "INSERT INTO budgets VALUES ('provider','openai','month',NULL,5000000);"
+                         "INSERT INTO quotas VALUES ('user','alice','day',100,NULL);",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  REQUIRE(scalar(path, "PRAGMA user_version") == 1);
+  REQUIRE(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='virtual_keys'") == 0);
+
+  auto opened = open_database(path);
+  REQUIRE_MESSAGE(opened, opened.error);
+  CHECK(read_user_version(opened.db.get()) == 2);
+  opened.db.reset();
+  CHECK(scalar(path, "SELECT cost_micro_usd FROM requests WHERE request_id='r1'") == 77);
+  CHECK(scalar(path, "SELECT projected_micro_usd FROM throttle_audit") == 3);
+  CHECK(scalar(path, "SELECT limit_micro_usd FROM budgets WHERE name='openai'") == 5000000);
+  CHECK(scalar(path, "SELECT limit_tokens FROM quotas WHERE name='alice'") == 100);
+  CHECK(scalar(path, "SELECT count(*) FROM virtual_keys") == 0);
+  CHECK(scalar(path, "SELECT count(*) FROM quota_models") == 0);
+}
+
+TEST_CASE("schema: newest-first paging and stats windows are served by indexes") {
+  temp_dir dir;
+  auto opened = open_database(dir.file("ledger.db"));
+  REQUIRE_MESSAGE(opened, opened.error);
+  auto plan = [&](const char* sql) {
+    std::string steps;
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(opened.db.get(), (std::string("EXPLAIN QUERY PLAN ") + sql).c_str(),
+                               -1, &stmt, nullptr) == SQLITE_OK);
+    while (sqlite3_step(stmt) == SQLITE_ROW)
+      steps += std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3))) + "; ";
+    sqlite3_finalize(stmt);
+    return steps;
+  };
+  // The same shapes as storage/ledger_queries.cpp and storage/policy_store.cpp run.
+  const auto rows = plan("SELECT * FROM requests ORDER BY time_ms DESC, id DESC LIMIT 10 OFFSET 20");
+  CHECK_MESSAGE(rows.find("requests_time") != std::string::npos, rows);
+  CHECK_MESSAGE(rows.find("TEMP B-TREE") == std::string::npos, rows);
+  const auto audit = plan("SELECT * FROM throttle_audit ORDER BY time_ms DESC, id DESC LIMIT 10");
+  CHECK_MESSAGE(audit.find("throttle_audit_time") != std::string::npos, audit);
+  CHECK_MESSAGE(audit.find("TEMP B-TREE") == std::string::npos, audit);
+  const auto window = plan("SELECT provider, count(*) FROM requests WHERE time_ms >= 1 AND time_ms < 2"
+                           " GROUP BY provider, model, http_status");
+  CHECK_MESSAGE(window.find("SEARCH requests USING INDEX requests_time") != std::string::npos, window);
 }
 
 TEST_CASE("schema: WAL, synchronous=NORMAL and busy_timeout are set") {

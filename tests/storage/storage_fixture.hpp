@@ -2,13 +2,19 @@
 
 #include "core/ledger_record.hpp"
 
+#include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <future>
+#include <memory>
 #include <string>
 #include <system_error>
+#include <thread>
 
 namespace tollgate::storage::testing {
 
@@ -63,5 +69,38 @@ inline std::int64_t scalar(const std::string& path, const char* sql) {
   sqlite3_close(db);
   return value;
 }
+
+// A ledger callback the test can wait on, with a bound: a task that never completes fails the
+// test after `limit` instead of hanging the suite. Also records the thread it ran on.
+template <typename Result>
+class awaited {
+ public:
+  std::function<void(Result)> callback() {
+    return [state = state_](Result result) {
+      state->thread = std::this_thread::get_id();
+      state->promise.set_value(std::move(result));
+    };
+  }
+
+  bool ready(std::chrono::milliseconds limit = std::chrono::milliseconds(10'000)) const {
+    return future_.wait_for(limit) == std::future_status::ready;
+  }
+
+  Result get(std::chrono::milliseconds limit = std::chrono::milliseconds(10'000)) {
+    REQUIRE_MESSAGE(ready(limit), "ledger callback not invoked in time");
+    return future_.get();
+  }
+
+  // Valid once ready().
+  std::thread::id thread() const { return state_->thread; }
+
+ private:
+  struct state {
+    std::promise<Result> promise;
+    std::thread::id thread;
+  };
+  std::shared_ptr<state> state_ = std::make_shared<state>();
+  std::future<Result> future_ = state_->promise.get_future();
+};
 
 }  // namespace tollgate::storage::testing

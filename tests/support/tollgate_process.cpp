@@ -1,5 +1,8 @@
 #include "tests/support/tollgate_process.hpp"
 
+#include <filesystem>
+#include <stdlib.h>
+
 #include <boost/json.hpp>
 
 #include <csignal>
@@ -60,6 +63,13 @@ tollgate_process::tollgate_process(std::string binary,
       options.env[name] = std::move(value);
     }
   }
+  if (!options.env.contains("TOLLGATE_DB_PATH")) {
+    char pattern[] = "/tmp/tollgate-test-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed for the test ledger");
+    temp_dir_ = pattern;
+    options.env["TOLLGATE_DB_PATH"] = temp_dir_ + "/tollgate.db";
+  }
+  db_path_ = options.env["TOLLGATE_DB_PATH"];
   options.inherit_env = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"};
   process_ = std::make_unique<child_process>(binary, std::move(options));
 
@@ -87,7 +97,13 @@ tollgate_process::tollgate_process(std::string binary,
   }
 }
 
-tollgate_process::~tollgate_process() = default;
+tollgate_process::~tollgate_process() {
+  process_.reset();  // SIGKILL and reap first: the process may still hold the files
+  if (!temp_dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(temp_dir_, ignored);
+  }
+}
 
 std::optional<int> tollgate_process::stop(std::chrono::milliseconds timeout) {
   process_->signal(SIGTERM);

@@ -26,6 +26,8 @@ class tollgate_process {
  public:
   // Environment defaults, each removed by an override with an empty value:
   //   TOLLGATE_LISTEN=127.0.0.1:0  TOLLGATE_METRICS_LISTEN=127.0.0.1:0  TOLLGATE_WORKERS=2
+  //   TOLLGATE_DB_PATH=<a fresh temporary directory>/tollgate.db, removed with the process
+  //   object, so tests never share a ledger unless they pass the same path on purpose
   // Sanitizer option variables (ASAN_OPTIONS, ...) are passed through when set; nothing else
   // of the test's environment is.
   // Waits up to startup_timeout for the started line; throws std::runtime_error (with the
@@ -55,6 +57,9 @@ class tollgate_process {
   // SIGTERM, then wait for the exit code (nullopt on timeout; the destructor then SIGKILLs).
   std::optional<int> stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+  // The ledger file this process writes.
+  const std::string& db_path() const { return db_path_; }
+
   // Every stdout line that is a JSON object with "event":"request", in order.
   std::vector<boost::json::object> log_records() const;
   // Waits until at least `count` access-log records have been written (they are written when
@@ -64,10 +69,12 @@ class tollgate_process {
       std::size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 
  private:
+  std::string temp_dir_;  // the default ledger's directory, "" when the test chose a path
   std::unique_ptr<child_process> process_;
   boost::json::object started_;
   std::uint16_t port_ = 0;
   std::uint16_t metrics_port_ = 0;
+  std::string db_path_;
 };
 
 // Parses one line as a JSON object; nullopt if it is not one.

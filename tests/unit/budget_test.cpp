@@ -239,3 +239,17 @@ TEST_CASE("budget: provider daily request quota") {
   quota.remove_limit("gemini");
   CHECK(quota.try_acquire("gemini", utc(2026, 4, 11, 6)));
 }
+
+TEST_CASE("budget: provider daily request quota survives a restart through restore") {
+  provider_request_quota quota(fixed_offset(0min));
+  quota.set_limit("gemini", 5);
+  const auto t0 = utc(2026, 4, 10, 12);
+  quota.restore("gemini", 4, t0);  // four requests already in today's ledger
+  CHECK(quota.used_today("gemini", t0) == 4);
+  CHECK(quota.try_acquire("gemini", t0));
+  CHECK_FALSE(quota.try_acquire("gemini", t0));
+  // Restoring a provider without a limit does nothing; the next day starts from zero.
+  quota.restore("openai", 100, t0);
+  CHECK(quota.used_today("openai", t0) == 0);
+  CHECK(quota.used_today("gemini", utc(2026, 4, 11, 0)) == 0);
+}
