@@ -93,8 +93,7 @@ net::awaitable<bool> handle_native_messages(worker_context& worker, beast::tcp_s
 net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& stream,
                                     const http::request<http::string_body>& request, request_context& ctx,
                                     bool keep_alive) {
-  ctx.method = std::string(request.method_string());
-  ctx.path = std::string(path_of(request.target()));
+  // ctx.method and ctx.path were filled when the header arrived.
   if (ctx.path == "/v1/models") {
     ctx.route = models_route;
     if (request.method() != http::verb::get)
