@@ -1,4 +1,5 @@
 #include "core/caller.hpp"
+#include "core/text.hpp"
 
 #include <openssl/evp.h>
 
@@ -12,24 +13,11 @@ constexpr std::size_t min_secret_length = 8;
 constexpr std::size_t max_name_length = 128;
 constexpr std::size_t fingerprint_hex_chars = 12;
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 // Keeps empty items: in TOLLGATE_KEYS an empty first token is an error, not "no token".
 std::vector<std::string_view> split_keep_empty(std::string_view text, char separator) {
-  std::vector<std::string_view> items;
-  while (true) {
-    auto at = text.find(separator);
-    items.push_back(trim(text.substr(0, at)));
-    if (at == std::string_view::npos) break;
-    text.remove_prefix(at + 1);
-  }
-  return items;
+  return text::split(text, separator, text::empty_items::keep);
 }
 
 bool printable_ascii(std::string_view s) {

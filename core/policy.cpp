@@ -1,4 +1,5 @@
 #include "core/policy.hpp"
+#include "core/text.hpp"
 
 #include "core/caller.hpp"
 
@@ -13,24 +14,11 @@ constexpr std::int64_t max_count = 1'000'000'000'000'000;  // 1e15
 constexpr std::int64_t max_ratio_bp = 1'000'000;            // 100.0
 constexpr std::chrono::minutes max_offset{14 * 60};         // UTC+14 (Kiribati) is the widest in use
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 // Trimmed, empty items dropped: a trailing separator is not an error.
 std::vector<std::string_view> split(std::string_view text, char separator) {
-  std::vector<std::string_view> items;
-  while (true) {
-    auto at = text.find(separator);
-    if (auto item = trim(text.substr(0, at)); !item.empty()) items.push_back(item);
-    if (at == std::string_view::npos) break;
-    text.remove_prefix(at + 1);
-  }
-  return items;
+  return text::split(text, separator, text::empty_items::drop);
 }
 
 bool all_digits(std::string_view s) {

@@ -1,4 +1,5 @@
 #include "core/pricing.hpp"
+#include "core/text.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -76,11 +77,7 @@ bool is_version_suffix(std::string_view rest) {
   }
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 }  // namespace
 

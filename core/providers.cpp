@@ -1,4 +1,5 @@
 #include "core/providers.hpp"
+#include "core/text.hpp"
 
 #include <algorithm>
 #include <array>
@@ -99,21 +100,10 @@ std::optional<resolved_model> resolve_without_aliases(const std::vector<provider
   return std::nullopt;
 }
 
-std::string_view trim(std::string_view item) {
-  while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front()))) item.remove_prefix(1);
-  while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.remove_suffix(1);
-  return item;
-}
+using text::trim;
 
 std::vector<std::string_view> split_trimmed(std::string_view text, char separator) {
-  std::vector<std::string_view> items;
-  while (true) {
-    auto at = text.find(separator);
-    items.push_back(trim(text.substr(0, at)));
-    if (at == std::string_view::npos) break;
-    text.remove_prefix(at + 1);
-  }
-  return items;
+  return text::split(text, separator, text::empty_items::keep);
 }
 
 // Parsed after the aliases so a target may name one ("fast=...|cheap").
