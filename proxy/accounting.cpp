@@ -40,6 +40,27 @@ storage::stored_quota to_stored(const core::quota_subject& subject, const core::
   return q;
 }
 
+core::quota_limits from_stored(const storage::stored_quota& q) {
+  return core::quota_limits{q.daily_tokens, q.monthly_tokens, q.daily_micro_usd, q.monthly_micro_usd, q.allowed_models};
+}
+
+storage::stored_key to_stored(const core::virtual_key& key, std::int64_t created_ms) {
+  return storage::stored_key{key.fingerprint, key.hash_hex, key.masked, key.name, key.departments,
+                             key.user,        key.agent,    created_ms};
+}
+
+core::virtual_key from_stored(const storage::stored_key& k) {
+  core::virtual_key key;
+  key.hash_hex = k.key_hash;
+  key.fingerprint = k.fingerprint;
+  key.masked = k.masked;
+  key.name = k.name;
+  key.departments = k.departments;
+  key.user = k.user;
+  key.agent = k.agent;
+  return key;
+}
+
 std::optional<quota_scope> scope_from_name(std::string_view name) {
   if (name == "department") return quota_scope::department;
   if (name == "user") return quota_scope::user;
@@ -97,20 +118,11 @@ std::vector<std::string> accounting::load(const storage::policy_state& stored, c
   for (const auto& q : stored.quotas) {
     auto scope = scope_from_name(q.scope);
     if (!scope) continue;
-    limits_[core::quota_subject{*scope, q.name}] =
-        core::quota_limits{q.daily_tokens, q.monthly_tokens, q.daily_micro_usd, q.monthly_micro_usd, q.allowed_models};
+    limits_[core::quota_subject{*scope, q.name}] = from_stored(q);
   }
   for (const auto& k : stored.keys) {
     std::erase_if(keys_, [&](const core::virtual_key& e) { return e.fingerprint == k.fingerprint; });
-    core::virtual_key key;
-    key.hash_hex = k.key_hash;
-    key.fingerprint = k.fingerprint;
-    key.masked = k.masked;
-    key.name = k.name;
-    key.departments = k.departments;
-    key.user = k.user;
-    key.agent = k.agent;
-    keys_.push_back(std::move(key));
+    keys_.push_back(from_stored(k));
     key_created_ms_[k.fingerprint] = k.created_ms;
   }
 
@@ -516,8 +528,7 @@ std::string accounting::add_key(const core::virtual_key& key, std::int64_t creat
     if (k.fingerprint == key.fingerprint || k.hash_hex == key.hash_hex) return "this key already exists";
   keys_.push_back(key);
   key_created_ms_[key.fingerprint] = created_ms;
-  storage::stored_key row{key.fingerprint, key.hash_hex, key.masked, key.name, key.departments, key.user, key.agent,
-                          created_ms};
+  auto row = to_stored(key, created_ms);
   persist([row](storage::ledger& l, auto done) { l.save_key(row, std::move(done)); }, "key " + key.fingerprint);
   publish();
   return {};
