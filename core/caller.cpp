@@ -39,6 +39,11 @@ bool department_char(char c) {
 // dropped. Returns what is wrong without echoing the value: header values are caller input
 // and end up in a response body.
 std::string parse_departments(std::string_view text, char separator, std::vector<std::string>& out) {
+  // Most requests send no department header: answer them before split() allocates its list.
+  if (trim(text).empty()) {
+    out.clear();
+    return {};
+  }
   std::vector<std::string> result;
   std::size_t position = 0;
   for (auto item : split_keep_empty(text, separator)) {

@@ -139,7 +139,7 @@ void member_scanner::reserve_key(std::size_t key_size) {
 }
 
 void member_scanner::reset() noexcept {
-  std::string keep = std::move(key_buf_);  // keep its capacity: run() must not allocate
+  auto keep = std::move(key_buf_);  // keep its capacity: run() must not allocate
   const bool stop = stop_at_value_end_;
   *this = member_scanner{};
   key_buf_ = std::move(keep);
@@ -230,7 +230,7 @@ void member_scanner::run(std::string_view in, std::size_t base, std::string_view
         std::string_view raw = in.substr(key_from, j - key_from);
         if (key_spans_) {
           keep_key_part(raw);
-          raw = key_buf_;
+          raw = key_buf_.view();
         }
         matched_ = !key_too_long_ && key_equals(raw, key);
         state_ = state::before_colon;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "core/inline_buffer.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -88,7 +90,9 @@ class member_scanner {
   std::size_t prev_comma_ = 0;
   bool has_prev_comma_ = false;
   std::size_t value_begin_ = 0, value_end_ = 0, erase_begin_ = 0, erase_end_ = 0;
-  std::string key_buf_;  // only for keys split across chunks; bounded, see reserve_key()
+  // Only for keys split across chunks; bounded, see reserve_key(). Inline room for keys of up
+  // to 10 bytes ("usage" is 5), so a capture of one costs no allocation.
+  inline_buffer<64> key_buf_;
 };
 
 }  // namespace detail
@@ -102,7 +106,7 @@ class top_level_member_capture {
   void feed(std::string_view bytes) noexcept;  // pieces after complete() or done() are ignored
   bool complete() const noexcept { return complete_; }  // the value was seen in full
   // The value's text once complete(), else empty. Valid until the next reset() or destruction.
-  std::string_view value() const noexcept { return complete_ ? std::string_view(value_) : ""; }
+  std::string_view value() const noexcept { return complete_ ? value_.view() : ""; }
   // The value exceeded max_value_bytes (or memory ran out copying it): given up.
   bool overflowed() const noexcept { return overflowed_; }
   // The outcome is settled (complete, absent, malformed or overflowed): stop feeding.
@@ -113,7 +117,9 @@ class top_level_member_capture {
   std::string key_;
   std::size_t max_value_bytes_;
   detail::member_scanner scanner_;
-  std::string value_;
+  // The caller reuses its buffer between pieces, so the value's bytes must be copied; inline
+  // room for a typical usage object (an OpenAI one with its details is about 250 bytes).
+  inline_buffer<512> value_;
   std::size_t offset_ = 0;  // absolute offset of the next byte fed
   bool complete_ = false;
   bool overflowed_ = false;

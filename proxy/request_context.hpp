@@ -6,19 +6,48 @@
 #include "core/providers.hpp"
 #include "proxy/stats.hpp"
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace tollgate::proxy {
 
 using steady_time = std::chrono::steady_clock::time_point;
 
+// Made for every request and only ever read as text, so it lives inline: making one never
+// allocates. Converts to std::string_view wherever text is expected.
+class request_id {
+ public:
+  // A worker's prefix is at most 20 bytes and its counter 16 hex digits (worker_context).
+  static constexpr std::size_t max_size = 40;
+
+  request_id() = default;
+  // Past max_size the rest is cut, never overflowed.
+  request_id(std::string_view prefix, std::string_view suffix) noexcept {
+    const std::size_t head = std::min(prefix.size(), max_size);
+    const std::size_t tail = std::min(suffix.size(), max_size - head);
+    std::copy_n(prefix.data(), head, chars_.data());
+    std::copy_n(suffix.data(), tail, chars_.data() + head);
+    size_ = static_cast<std::uint8_t>(head + tail);
+  }
+
+  std::string_view view() const noexcept { return {chars_.data(), size_}; }
+  operator std::string_view() const noexcept { return view(); }
+  bool empty() const noexcept { return size_ == 0; }
+
+ private:
+  std::array<char, max_size> chars_{};
+  std::uint8_t size_ = 0;
+};
+
 // Everything known about one request as it moves through admit -> route -> translate ->
 // relay -> account. Owned by the session, passed by reference to each phase.
 struct request_context {
-  std::string id;
+  request_id id;
   std::string method;
   std::string path;  // target without the query string
   std::uint8_t route = unknown_route;

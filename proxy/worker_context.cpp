@@ -53,12 +53,10 @@ worker_context::worker_context(unsigned index, const core::config& config, net::
       // Unique across workers and restarts without coordination: random per process and worker.
       id_prefix_(random_hex(8) + "-" + std::to_string(index) + "-") {}
 
-std::string worker_context::next_request_id() {
-  char digits[20];
+request_id worker_context::next_request_id() {
+  char digits[16];  // a 64-bit counter in hex
   auto [end, ec] = std::to_chars(digits, digits + sizeof digits, ++next_id_, 16);
-  std::string id = id_prefix_;
-  id.append(digits, end);
-  return id;
+  return request_id(id_prefix_, std::string_view(digits, static_cast<std::size_t>(end - digits)));
 }
 
 }  // namespace tollgate::proxy

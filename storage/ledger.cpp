@@ -19,16 +19,18 @@ constexpr const char* insert_sql =
 
 constexpr auto reopen_backoff = std::chrono::seconds(1);
 
-int bind_text(sqlite3_stmt* stmt, int index, const std::string& text) {
+int bind_text(sqlite3_stmt* stmt, int index, std::string_view text) {
+  // SQLite stores a null pointer as NULL; an empty field is '' like any other text.
+  const char* data = text.data() != nullptr ? text.data() : "";
   // SQLITE_STATIC: the record outlives the step that reads it, so no copy is needed.
-  return sqlite3_bind_text(stmt, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  return sqlite3_bind_text(stmt, index, data, static_cast<int>(text.size()), SQLITE_STATIC);
 }
 
-int bind_record(sqlite3_stmt* stmt, const core::ledger_record& r) {
+int bind_record(sqlite3_stmt* stmt, const core::ledger_record_view& r) {
   int rc = SQLITE_OK;
   int i = 0;
   auto i64 = [&](std::int64_t v) { if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, ++i, v); };
-  auto text = [&](const std::string& v) { if (rc == SQLITE_OK) rc = bind_text(stmt, ++i, v); };
+  auto text = [&](std::string_view v) { if (rc == SQLITE_OK) rc = bind_text(stmt, ++i, v); };
   i64(r.time_ms);
   text(r.request_id);
   text(r.key_fingerprint);
@@ -121,7 +123,7 @@ ledger::ledger(std::string path, ledger_options options)
 
 ledger::~ledger() { stop(); }
 
-bool ledger::submit(unsigned producer, const core::ledger_record& record) noexcept {
+bool ledger::submit(unsigned producer, const core::ledger_record_view& record) noexcept {
   if (producer >= producers_.size()) {
     // A wiring bug, not load: still counted so it cannot go unnoticed.
     dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -132,7 +134,7 @@ bool ledger::submit(unsigned producer, const core::ledger_record& record) noexce
     slot.dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  const std::size_t depth = slot.ring.try_push(record);
+  const std::size_t depth = slot.ring.try_write([&record](detail::packed_record& r) { r.assign(record); });
   if (depth == 0) {
     slot.dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
@@ -166,7 +168,7 @@ void ledger::stop() noexcept {
   // The writer is gone, so this thread is now the only consumer: anything that slipped into
   // a ring after the final drain is counted, never silently lost.
   std::uint64_t late = 0;
-  for (auto& slot : producers_) late += slot->ring.drain([](core::ledger_record&&) {});
+  for (auto& slot : producers_) late += slot->ring.drain([](detail::packed_record&&) {});
   if (late != 0) dropped_.fetch_add(late, std::memory_order_relaxed);
   insert_.reset();
   db_.reset();
@@ -374,7 +376,7 @@ bool ledger::commit_pending() noexcept {
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
     return failed("cannot begin batch");
   for (const auto& record : pending_) {
-    if (bind_record(stmt, record) != SQLITE_OK) return failed("cannot bind record");
+    if (bind_record(stmt, record.view()) != SQLITE_OK) return failed("cannot bind record");
     if (sqlite3_step(stmt) != SQLITE_DONE) return failed("cannot insert record");
     sqlite3_reset(stmt);
   }
@@ -400,7 +402,7 @@ void ledger::flush() noexcept {
       record_failure(SQLITE_NOMEM, "ledger: out of memory while draining");
       continue;  // stays in the ring; the producer drops and counts once it fills
     }
-    slot->ring.drain([this](core::ledger_record&& r) { pending_.push_back(std::move(r)); });
+    slot->ring.drain([this](detail::packed_record&& r) { pending_.push_back(std::move(r)); });
     pending_size_.store(pending_.size(), std::memory_order_relaxed);
   }
   if (!commit_pending() && pending_.size() > options_.max_backlog)

@@ -2,6 +2,7 @@
 
 #include "core/ledger_record.hpp"
 #include "storage/ledger_queries.hpp"
+#include "storage/packed_record.hpp"
 #include "storage/policy_store.hpp"
 #include "storage/schema.hpp"
 #include "storage/spend.hpp"
@@ -78,8 +79,12 @@ class ledger {
   ledger& operator=(const ledger&) = delete;
 
   // Producer `producer` (0 .. producers-1) only; each index must be used by one thread at a
-  // time. Never blocks: false means the record was dropped and counted.
-  bool submit(unsigned producer, const core::ledger_record& record) noexcept;
+  // time. Never blocks: false means the record was dropped and counted. The text is copied
+  // before it returns, without allocating unless the row's text is unusually long.
+  bool submit(unsigned producer, const core::ledger_record_view& record) noexcept;
+  bool submit(unsigned producer, const core::ledger_record& record) noexcept {
+    return submit(producer, core::view_of(record));
+  }
 
   // Drains every ring, commits, and joins the writer (the SIGTERM path). Call after the
   // producers have stopped; records submitted later are dropped and counted. Idempotent.
@@ -110,7 +115,7 @@ class ledger {
  private:
   struct producer_slot {
     explicit producer_slot(std::size_t capacity) : ring(capacity) {}
-    spsc_ring<core::ledger_record> ring;
+    spsc_ring<detail::packed_record> ring;
     // Written by its producer only, so the increment never contends.
     alignas(64) std::atomic<std::uint64_t> dropped{0};
   };
@@ -135,7 +140,7 @@ class ledger {
   db_handle db_;
   struct stmt_deleter { void operator()(sqlite3_stmt* stmt) const noexcept; };
   std::unique_ptr<sqlite3_stmt, stmt_deleter> insert_;
-  std::vector<core::ledger_record> pending_;
+  std::vector<detail::packed_record> pending_;
   std::chrono::steady_clock::time_point last_open_attempt_{};
 
   std::atomic<std::uint64_t> pending_size_{0};

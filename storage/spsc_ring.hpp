@@ -25,6 +25,14 @@ class spsc_ring {
   // below), or 0 when the ring is full or copying the value failed to allocate: the caller
   // counts that as a drop.
   std::size_t try_push(const T& value) noexcept {
+    return try_write([&value](T& slot) { slot = value; });
+  }
+
+  // Producer only. As try_push, but fills the slot in place with write(T& slot): the slot
+  // still holds whatever the consumer's move left in it, so write must assign all of it. A
+  // throw leaves the slot unpublished and returns 0.
+  template <typename Write>
+  std::size_t try_write(Write&& write) noexcept {
     const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
     if (tail - cached_head_ >= slots_.size()) {
       // Only refresh the shared head when our cached view says full: keeps the consumer's
@@ -33,9 +41,9 @@ class spsc_ring {
       if (tail - cached_head_ >= slots_.size()) return 0;
     }
     try {
-      slots_[tail & mask_] = value;
+      write(slots_[tail & mask_]);
     } catch (...) {
-      return 0;  // the slot is not published, so a half-assigned value is harmless
+      return 0;  // the slot is not published, so a half-written value is harmless
     }
     tail_.store(tail + 1, std::memory_order_release);
     std::size_t depth = static_cast<std::size_t>(tail + 1 - cached_head_);

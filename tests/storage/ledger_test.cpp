@@ -109,6 +109,38 @@ TEST_CASE("ledger: every field round-trips") {
   CHECK(read_record(path, b.request_id) == b);
 }
 
+TEST_CASE("ledger: rows with more text than the ring's inline room, and borrowed ones, round-trip") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  ledger_record big = make_record(1);
+  big.departments = std::string(300, 'd');  // past the inline room on its own
+  big.user = std::string(256, 'u');
+  big.model = std::string(5000, 'm');
+  ledger_record nul = make_record(2);
+  nul.agent = std::string("a\0b", 3);  // text, not a C string: the NUL survives
+  ledger_record borrowed = make_record(3);
+  const std::string model = "claude-sonnet-4-5-20250929";
+  const std::string id = "0123abcd-0-10000000";
+  tollgate::core::ledger_record_view view = tollgate::core::view_of(borrowed);
+  view.request_id = id;
+  view.model = model;
+  view.route_reason = "fallback";
+  {
+    ledger l(path, ledger_options{});
+    CHECK(l.submit(0, big));
+    CHECK(l.submit(0, nul));
+    CHECK(l.submit(0, view));
+    l.stop();
+    CHECK(l.stats().written == 3);
+  }
+  CHECK(read_record(path, big.request_id) == big);
+  borrowed.request_id = id;
+  borrowed.model = model;
+  borrowed.route_reason = "fallback";
+  CHECK(read_record(path, id) == borrowed);
+  CHECK(scalar(path, "SELECT length(CAST(agent AS BLOB)) FROM requests WHERE request_id = 'req-2'") == 3);
+}
+
 TEST_CASE("ledger: group commit writes a batch in few transactions") {
   temp_dir dir;
   const auto path = dir.file("ledger.db");

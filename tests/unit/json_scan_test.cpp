@@ -293,6 +293,62 @@ TEST_CASE("top_level_member_capture: survives a move mid-stream") {
   CHECK(b.value() == R"("v")");
 }
 
+TEST_CASE("top_level_member_capture: values around the inline room, split anywhere") {
+  // The value is kept inline up to 512 bytes and on the heap beyond; a piece may end on
+  // either side of that edge, and a spilled value must keep the bytes already taken.
+  for (std::size_t size : {1u, 510u, 511u, 512u, 513u, 1025u, 3000u}) {
+    CAPTURE(size);
+    const std::string want = size == 1 ? "1" : "\"" + std::string(size - 2, 'x') + "\"";
+    const std::string text = R"({"a":[1,{"b":2}],"usage":)" + want + R"(,"z":0})";
+    const capture_result expected{true, false, true, want};
+    CHECK(capture("usage", {text}) == expected);
+    for (std::size_t cut = 0; cut <= text.size(); cut += size > 600 ? 7 : 1) {
+      CAPTURE(cut);
+      CHECK(capture("usage", {text.substr(0, cut), text.substr(cut)}) == expected);
+    }
+    CHECK(capture("usage", bytes_of(text)) == expected);
+  }
+}
+
+TEST_CASE("top_level_member_capture: reset after a spilled value, then a small one") {
+  top_level_member_capture c("usage");
+  const std::string big = R"({"usage":")" + std::string(2000, 'y') + R"("})";
+  c.feed(std::string_view(big).substr(0, 700));
+  c.feed(std::string_view(big).substr(700));
+  REQUIRE(c.complete());
+  CHECK(c.value().size() == 2002);
+  c.reset();
+  c.feed(R"({"usage":{"n")");
+  c.feed(R"(:3}})");
+  CHECK(c.complete());
+  CHECK(c.value() == R"({"n":3})");
+}
+
+TEST_CASE("top_level_member_capture: keys split across pieces on both sides of the inline key room") {
+  // A split key's bytes are kept in a buffer with inline room for 10-byte keys; longer keys
+  // reserve a heap block up front. Both must match wherever the key is cut, escapes included.
+  for (std::string_view key : {"k"sv, "ten_bytes_"sv, "eleven_byte"sv, "a_much_longer_key_than_the_inline_room"sv}) {
+    CAPTURE(key);
+    const std::string text = R"({"x":1,")" + std::string(key) + R"(":[7],"y":2})";
+    const capture_result expected{true, false, true, "[7]"};
+    for (std::size_t cut = 0; cut <= text.size(); ++cut) {
+      CAPTURE(cut);
+      CHECK(capture(key, {text.substr(0, cut), text.substr(cut)}) == expected);
+    }
+    CHECK(capture(key, bytes_of(text)) == expected);
+    // Escaped to six times its length, the longest spelling that can still match.
+    std::string escaped;
+    for (char ch : key) {
+      static constexpr char hex[] = "0123456789abcdef";
+      escaped += "\\u00";
+      escaped += hex[static_cast<unsigned char>(ch) >> 4];
+      escaped += hex[static_cast<unsigned char>(ch) & 0xf];
+    }
+    const std::string escaped_text = R"({")" + escaped + R"(":true})";
+    CHECK(capture(key, bytes_of(escaped_text)) == capture_result{true, false, true, "true"});
+  }
+}
+
 TEST_CASE("find_top_level_member: nesting depth limit") {
   auto nested = [](std::size_t depth) {
     return R"({"a":)" + std::string(depth, '[') + std::string(depth, ']') + R"(,"usage":1})";
