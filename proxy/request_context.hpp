@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace tollgate::proxy {
 
@@ -19,8 +20,9 @@ using steady_time = std::chrono::steady_clock::time_point;
 // relay -> account. Owned by the session, passed by reference to each phase.
 struct request_context {
   std::string id;
-  std::string method;
-  std::string path;  // target without the query string
+  // Views into the request's head, which outlives the account phase.
+  std::string_view method;
+  std::string_view path;  // target without the query string
   std::uint8_t route = unknown_route;
   std::string model;  // as the client asked for it (alias or "provider/model" included)
   const core::provider_config* provider = nullptr;

@@ -77,7 +77,7 @@ void worker::begin_drain() {
     error_code ignored;
     acceptor_.close(ignored);
     for (auto* session : sessions_) {
-      if (!session->busy) session->stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      if (!session->busy) session->connection->socket().shutdown(tcp::socket::shutdown_both, ignored);
     }
   });
 }
@@ -86,7 +86,7 @@ void worker::stop() {
   net::post(io_, [this] {
     error_code ignored;
     acceptor_.close(ignored);
-    for (auto* session : sessions_) session->stream->socket().close(ignored);
+    for (auto* session : sessions_) session->connection->socket().close(ignored);
     context_.pool.clear();
     context_.log.flush();
     io_.stop();
