@@ -1,5 +1,7 @@
 #include "proxy/worker.hpp"
 
+#include "core/this_thread.hpp"
+
 #include <sys/socket.h>
 
 #include <future>
@@ -44,7 +46,10 @@ void worker::listen(const tcp::endpoint& endpoint) {
 void worker::start() {
   net::co_spawn(io_, accept_loop(), net::detached);
   net::co_spawn(io_, flush_loop(), net::detached);
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] {
+    core::name_this_thread("tg-worker-" + std::to_string(context_.index));
+    io_.run();
+  });
 }
 
 net::awaitable<void> worker::accept_loop() {
