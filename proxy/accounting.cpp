@@ -1,5 +1,6 @@
 #include "proxy/accounting.hpp"
 
+#include "core/this_thread.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/alert_webhook.hpp"
 #include "proxy/money.hpp"
@@ -165,7 +166,10 @@ void accounting::start(publish_fn publish) {
   publish_ = std::move(publish);
   net::co_spawn(io_, drain_loop(), net::detached);
   net::co_spawn(io_, evaluate_loop(), net::detached);
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] {
+    core::name_this_thread("tg-accounts");
+    io_.run();
+  });
 }
 
 void accounting::stop() {

@@ -18,9 +18,33 @@ namespace {
 
 namespace json = boost::json;
 
-std::string_view header(const http::fields& headers, std::string_view name) {
-  auto it = headers.find(name);
-  return it == headers.end() ? std::string_view() : std::string_view(it->value());
+// The identity headers in one pass over the request's fields: looking each of the five up by
+// name costs a case-insensitive tree search apiece. The first occurrence of each counts.
+core::caller_headers caller_headers_of(const arena_fields& headers) {
+  core::caller_headers h;
+  unsigned seen = 0;
+  auto take = [&seen](unsigned bit, std::string_view& slot, std::string_view value) {
+    if (seen & bit) return;
+    seen |= bit;
+    slot = value;
+  };
+  constexpr std::string_view prefix = "x-tollgate-";
+  for (const auto& f : headers) {
+    if (f.name() == http::field::authorization) {
+      take(1, h.authorization, f.value());
+      continue;
+    }
+    std::string_view name = f.name_string();
+    if (beast::iequals(name, "x-api-key")) {
+      take(2, h.api_key, f.value());
+    } else if (name.size() > prefix.size() && beast::iequals(name.substr(0, prefix.size()), prefix)) {
+      std::string_view rest = name.substr(prefix.size());
+      if (beast::iequals(rest, "department")) take(4, h.departments, f.value());
+      else if (beast::iequals(rest, "user")) take(8, h.user, f.value());
+      else if (beast::iequals(rest, "agent")) take(16, h.agent, f.value());
+    }
+  }
+  return h;
 }
 
 std::optional<std::int64_t> top_level_count(std::string_view body, std::string_view key) {
@@ -60,12 +84,9 @@ std::string describe_limit(const core::quota_rejection& r) {
 
 }  // namespace
 
-std::optional<admission_refusal> identify_caller(const worker_context& worker, const http::fields& headers,
+std::optional<admission_refusal> identify_caller(const worker_context& worker, const arena_fields& headers,
                                                  request_context& ctx) {
-  core::caller_headers h{header(headers, "authorization"), header(headers, "x-api-key"),
-                         header(headers, "x-tollgate-department"), header(headers, "x-tollgate-user"),
-                         header(headers, "x-tollgate-agent")};
-  auto result = core::identify_caller(worker.policy->keys, h, worker.config.require_key);
+  auto result = core::identify_caller(worker.policy->keys, caller_headers_of(headers), worker.config.require_key);
   if (auto* identity = std::get_if<core::caller_identity>(&result)) {
     ctx.caller = std::move(*identity);
     return std::nullopt;
@@ -78,10 +99,47 @@ std::optional<admission_refusal> identify_caller(const worker_context& worker, c
   return refusal;
 }
 
-net::awaitable<std::optional<admission_refusal>> admit_and_route(worker_context& worker, request_context& ctx,
-                                                                 const admission_input& input) {
+struct pending_admission {
   // The snapshot may be replaced while this request waits for the accounting thread.
-  std::shared_ptr<const policy_snapshot> policy = worker.policy;
+  std::shared_ptr<const policy_snapshot> policy;
+  std::vector<core::resolved_model> resolved;
+  admission_ticket ticket;
+};
+
+admission_step::admission_step() = default;
+admission_step::admission_step(admission_step&&) noexcept = default;
+admission_step::~admission_step() = default;
+
+namespace {
+
+admission_refusal all_candidates_skipped(const worker_context& worker, const request_context& ctx,
+                                         const std::vector<core::resolved_model>& resolved, std::string_view why,
+                                         std::chrono::seconds retry_after) {
+  admission_refusal refusal;
+  refusal.kind = core::error_kind::budget_throttled;
+  refusal.provider = worker.config.providers.providers[resolved.back().provider_index].name;
+  refusal.message = "Provider \"" + refusal.provider + "\" " + std::string(why) + ", and the model `" + ctx.model +
+                    "` has no fallback that is available.";
+  refusal.retry_after = retry_after;
+  return refusal;
+}
+
+void route_to(worker_context& worker, request_context& ctx, const core::resolved_model& choice, bool primary,
+              std::uint64_t reservation) {
+  ctx.provider = &worker.config.providers.providers[choice.provider_index];
+  ctx.provider_index = static_cast<std::uint32_t>(choice.provider_index);
+  ctx.upstream_model = choice.model;
+  ctx.route_reason = primary ? "primary" : "fallback";
+  ctx.reservation = reservation;
+}
+
+constexpr std::string_view over_budget = "is throttled: its projected month-end spend is over budget";
+
+}  // namespace
+
+admission_step admit_and_route(worker_context& worker, request_context& ctx, const admission_input& input) {
+  admission_step step;
+  const auto& policy = *worker.policy;
   const auto& providers = worker.config.providers.providers;
 
   auto resolved = core::resolve_candidates(worker.config.providers, ctx.model);
@@ -91,104 +149,95 @@ net::awaitable<std::optional<admission_refusal>> admit_and_route(worker_context&
       return providers[r.provider_index].type != core::provider_type::anthropic;
     });
     if (resolved.empty()) {
-      admission_refusal refusal;
+      auto& refusal = step.refusal.emplace();
       refusal.kind = core::error_kind::bad_request;
       refusal.message = "model: " + ctx.model + " is served by provider \"" + primary.name + "\" (" +
                         std::string(core::provider_type_name(primary.type)) +
                         "); /v1/messages needs an anthropic provider. Use /v1/chat/completions.";
-      co_return refusal;
+      return step;
     }
   }
   if (resolved.empty()) {
-    admission_refusal refusal;
+    auto& refusal = step.refusal.emplace();
     refusal.kind = core::error_kind::model_not_found;
     refusal.param = "model";
     refusal.message = "The model `" + ctx.model + "` does not exist or is not served by any configured provider "
                       "(see GET /v1/models).";
-    co_return refusal;
+    return step;
   }
 
-  admission_ticket ticket;
+  std::vector<core::quota_subject> subjects;
   for (const auto& d : ctx.caller.departments)
-    if (policy->is_limited(core::quota_scope::department, d)) ticket.subjects.push_back({core::quota_scope::department, d});
-  if (policy->is_limited(core::quota_scope::user, ctx.caller.user))
-    ticket.subjects.push_back({core::quota_scope::user, ctx.caller.user});
-  if (policy->is_limited(core::quota_scope::key, ctx.caller.key_fingerprint))
-    ticket.subjects.push_back({core::quota_scope::key, ctx.caller.key_fingerprint});
+    if (policy.is_limited(core::quota_scope::department, d)) subjects.push_back({core::quota_scope::department, d});
+  if (policy.is_limited(core::quota_scope::user, ctx.caller.user))
+    subjects.push_back({core::quota_scope::user, ctx.caller.user});
+  if (policy.is_limited(core::quota_scope::key, ctx.caller.key_fingerprint))
+    subjects.push_back({core::quota_scope::key, ctx.caller.key_fingerprint});
 
   bool counted = false;   // some candidate counts requests: only the accounting thread may decide
   bool budgeted = false;  // some candidate's spend is enforced
   for (const auto& r : resolved) {
-    const auto& flags = policy->providers[r.provider_index];
+    const auto& flags = policy.providers[r.provider_index];
     counted = counted || flags.has_request_quota;
     budgeted = budgeted || flags.has_budget;
   }
-  const bool needs_hop = counted || !ticket.subjects.empty();
+  const bool needs_hop = counted || !subjects.empty();
 
   // Fail closed: a limit nobody can record spend against is not a limit.
   if ((needs_hop || budgeted) && !worker.config.ledger_fail_open && !worker.ledger->stats().healthy) {
-    admission_refusal refusal;
+    auto& refusal = step.refusal.emplace();
     refusal.kind = core::error_kind::ledger_unavailable;
     refusal.message = "The usage ledger cannot be written, so this request's quota or budget cannot be enforced; "
                       "tollgate refuses it until the ledger recovers (see /readyz). TOLLGATE_LEDGER_FAIL_OPEN=true "
                       "lets such requests through instead.";
     refusal.retry_after = std::chrono::seconds(5);
+    return step;
+  }
+
+  if (needs_hop) {
+    auto pending = std::make_unique<pending_admission>();
+    pending->policy = worker.policy;
+    pending->ticket.subjects = std::move(subjects);
+    for (const auto& r : resolved)
+      pending->ticket.candidates.push_back({static_cast<std::uint32_t>(r.provider_index), r.model});
+    pending->ticket.prompt_tokens_estimate = ctx.prompt_tokens_estimate;
+    pending->ticket.max_tokens = generation_cap(worker, input);
+    pending->resolved = std::move(resolved);
+    step.pending = std::move(pending);
+    return step;
+  }
+  for (std::size_t i = 0; i < resolved.size(); ++i) {
+    if (policy.providers[resolved[i].provider_index].skipped) continue;
+    route_to(worker, ctx, resolved[i], i == 0, 0);
+    return step;
+  }
+  step.refusal = all_candidates_skipped(worker, ctx, resolved, over_budget, worker.config.throttle_eval_interval);
+  return step;
+}
+
+net::awaitable<std::optional<admission_refusal>> admit_on_accounting_thread(worker_context& worker,
+                                                                            request_context& ctx,
+                                                                            pending_admission& pending) {
+  accounting& accounts = *worker.accounts;
+  const admission_ticket& ticket = pending.ticket;
+  auto outcome = co_await call_on(accounts.executor(), [&accounts, &ticket] { return accounts.admit(ticket); });
+  using verdict = admission_outcome::verdict;
+  if (outcome.result == verdict::quota_rejected) {
+    admission_refusal refusal;
+    refusal.kind = core::error_kind::quota_exceeded;
+    refusal.quota = outcome.rejection;
+    refusal.retry_after = outcome.rejection->retry_after;
+    refusal.message = "Quota exceeded: " + describe_limit(*outcome.rejection) + ".";
     co_return refusal;
   }
-
-  std::optional<std::size_t> chosen;
-  std::uint64_t reservation = 0;
-  if (!needs_hop) {
-    for (std::size_t i = 0; i < resolved.size() && !chosen; ++i)
-      if (!policy->providers[resolved[i].provider_index].skipped) chosen = i;
-    if (!chosen) {
-      admission_refusal refusal;
-      refusal.kind = core::error_kind::budget_throttled;
-      refusal.provider = providers[resolved.back().provider_index].name;
-      refusal.message = "Provider \"" + refusal.provider + "\" is throttled: its projected month-end spend is over "
-                        "budget, and the model `" + ctx.model + "` has no fallback that is not throttled.";
-      refusal.retry_after = worker.config.throttle_eval_interval;
-      co_return refusal;
-    }
-  } else {
-    for (const auto& r : resolved) ticket.candidates.push_back({static_cast<std::uint32_t>(r.provider_index), r.model});
-    ticket.prompt_tokens_estimate = ctx.prompt_tokens_estimate;
-    ticket.max_tokens = generation_cap(worker, input);
-    accounting& accounts = *worker.accounts;
-    auto outcome = co_await call_on(accounts.executor(), [&accounts, &ticket] {
-      return accounts.admit(ticket);
-    });
-    using verdict = admission_outcome::verdict;
-    if (outcome.result == verdict::quota_rejected) {
-      admission_refusal refusal;
-      refusal.kind = core::error_kind::quota_exceeded;
-      refusal.quota = outcome.rejection;
-      refusal.retry_after = outcome.rejection->retry_after;
-      refusal.message = "Quota exceeded: " + describe_limit(*outcome.rejection) + ".";
-      co_return refusal;
-    }
-    if (outcome.result == verdict::providers_skipped) {
-      admission_refusal refusal;
-      refusal.kind = core::error_kind::budget_throttled;
-      refusal.provider = providers[resolved.back().provider_index].name;
-      refusal.message = "Provider \"" + refusal.provider + "\" " +
-                        (outcome.skipped_for_request_quota ? "has used up its daily request quota "
-                                                             "(TOLLGATE_PROVIDER_DAILY_QUOTA)"
-                                                           : "is throttled: its projected month-end spend is over budget") +
-                        ", and the model `" + ctx.model + "` has no fallback that is available.";
-      refusal.retry_after = outcome.retry_after;
-      co_return refusal;
-    }
-    chosen = outcome.candidate;
-    reservation = outcome.reservation;
+  if (outcome.result == verdict::providers_skipped) {
+    co_return all_candidates_skipped(worker, ctx, pending.resolved,
+                                     outcome.skipped_for_request_quota
+                                         ? "has used up its daily request quota (TOLLGATE_PROVIDER_DAILY_QUOTA)"
+                                         : over_budget,
+                                     outcome.retry_after);
   }
-
-  const auto& choice = resolved[*chosen];
-  ctx.provider = &providers[choice.provider_index];
-  ctx.provider_index = static_cast<std::uint32_t>(choice.provider_index);
-  ctx.upstream_model = choice.model;
-  ctx.route_reason = *chosen == 0 ? "primary" : "fallback";
-  ctx.reservation = reservation;
+  route_to(worker, ctx, pending.resolved[outcome.candidate], outcome.candidate == 0, outcome.reservation);
   co_return std::nullopt;
 }
 

@@ -3,10 +3,12 @@
 #include "core/errors.hpp"
 #include "core/quota.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/header_arena.hpp"
 #include "proxy/request_context.hpp"
 #include "proxy/worker_context.hpp"
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,7 +28,7 @@ struct admission_refusal {
 
 // The admit phase, part one: who is calling (ctx.caller). Refuses a missing or unknown key
 // when TOLLGATE_REQUIRE_KEY is on, and malformed x-tollgate-* headers.
-std::optional<admission_refusal> identify_caller(const worker_context& worker, const http::fields& headers,
+std::optional<admission_refusal> identify_caller(const worker_context& worker, const arena_fields& headers,
                                                  request_context& ctx);
 
 // What admission needs from the request body.
@@ -41,11 +43,26 @@ struct admission_input {
 // The admit phase, part two, and the route phase: picks the first candidate provider (the
 // model's primary, then its TOLLGATE_FALLBACKS) that is not throttled or over its daily
 // request quota, and reserves the request's worst-case cost against every caller quota.
-// Requests touched by no limit never leave the worker; the others make one round trip to
-// the accounting thread. On success ctx.provider, provider_index, upstream_model,
-// route_reason and reservation are set.
-net::awaitable<std::optional<admission_refusal>> admit_and_route(worker_context& worker, request_context& ctx,
-                                                                 const admission_input& input);
+// On success ctx.provider, provider_index, upstream_model, route_reason and reservation are set.
+//
+// Requests touched by no limit are decided right here, on the worker, without a coroutine;
+// the others carry a pending admission that admit_on_accounting_thread settles in one round
+// trip to the accounting thread.
+struct pending_admission;
+
+struct admission_step {
+  admission_step();
+  admission_step(admission_step&&) noexcept;
+  ~admission_step();
+
+  std::optional<admission_refusal> refusal;
+  std::unique_ptr<pending_admission> pending;
+};
+
+admission_step admit_and_route(worker_context& worker, request_context& ctx, const admission_input& input);
+net::awaitable<std::optional<admission_refusal>> admit_on_accounting_thread(worker_context& worker,
+                                                                            request_context& ctx,
+                                                                            pending_admission& pending);
 
 // The refusal as a complete HTTP response: OpenAI's error shape (with the quota fields for
 // quota_exceeded) or, for /v1/messages, Anthropic's.

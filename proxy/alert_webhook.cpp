@@ -62,7 +62,7 @@ net::awaitable<void> alert_webhook::post(std::string body) {
   request.set(http::field::connection, "close");
   request.body() = std::move(body);
   request.prepare_payload();
-  connection.tcp().expires_after(timeout);
+  connection.expires_after(timeout);
   auto [write_ec, written] = co_await http::async_write(connection, request, use_nothrow);
   if (write_ec) {
     ++failed_;

@@ -11,9 +11,10 @@ namespace {
 namespace mock = adapters::mock;
 
 template <class Buffers>
-net::awaitable<bool> write_out(worker_context& worker, beast::tcp_stream& client, const Buffers& buffers) {
+net::awaitable<bool> write_out(worker_context& worker, client_connection& client, const Buffers& buffers) {
   client.expires_after(worker.config.client_idle_timeout);
   auto [ec, n] = co_await net::async_write(client, buffers, use_nothrow);
+  client.expires_never();  // the pause before the next token is not the client's doing
   co_return !ec;
 }
 
@@ -30,7 +31,7 @@ bool client_gone(worker_context& worker, request_context& ctx) {
   return false;
 }
 
-net::awaitable<bool> write_json(worker_context& worker, beast::tcp_stream& client, const mock_request& request,
+net::awaitable<bool> write_json(worker_context& worker, client_connection& client, const mock_request& request,
                                 request_context& ctx, const std::string& body) {
   std::string response;
   http_out::begin_head(response, 200, request.keep_alive, ctx.id);
@@ -43,7 +44,7 @@ net::awaitable<bool> write_json(worker_context& worker, beast::tcp_stream& clien
   co_return request.keep_alive;
 }
 
-net::awaitable<bool> write_chunk(worker_context& worker, beast::tcp_stream& client, const std::string& event,
+net::awaitable<bool> write_chunk(worker_context& worker, client_connection& client, const std::string& event,
                                  request_context& ctx) {
   char size_line[24];
   std::array<net::const_buffer, 3> chunk{net::buffer(http_out::chunk_header(size_line, event.size())),
@@ -54,7 +55,7 @@ net::awaitable<bool> write_chunk(worker_context& worker, beast::tcp_stream& clie
 
 }  // namespace
 
-net::awaitable<bool> serve_mock(worker_context& worker, beast::tcp_stream& client, const mock_request& request,
+net::awaitable<bool> serve_mock(worker_context& worker, client_connection& client, const mock_request& request,
                                 request_context& ctx) {
   ctx.upstream_sent = std::chrono::steady_clock::now();
   ctx.upstream_first_byte = ctx.upstream_sent;

@@ -2,6 +2,7 @@
 
 #include "adapters/openai.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/client_connection.hpp"
 #include "proxy/request_context.hpp"
 #include "proxy/worker_context.hpp"
 
@@ -23,7 +24,7 @@ struct mock_request {
 
 // The built-in `mock` provider, answered in-process: no upstream, the same response shapes,
 // timing (one token per token_latency) and accounting as a real OpenAI stream.
-net::awaitable<bool> serve_mock(worker_context& worker, beast::tcp_stream& client, const mock_request& request,
+net::awaitable<bool> serve_mock(worker_context& worker, client_connection& client, const mock_request& request,
                                 request_context& ctx);
 
 }  // namespace tollgate::proxy

@@ -1,5 +1,6 @@
 #include "proxy/ops_server.hpp"
 
+#include "core/this_thread.hpp"
 #include "proxy/http_out.hpp"
 
 #include <stdexcept>
@@ -24,7 +25,10 @@ void ops_server::listen(const tcp::endpoint& endpoint) {
 
 void ops_server::start() {
   net::co_spawn(io_, accept_loop(), net::detached);
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] {
+    core::name_this_thread("tg-ops");
+    io_.run();
+  });
 }
 
 void ops_server::stop() {

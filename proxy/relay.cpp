@@ -4,6 +4,7 @@
 #include "adapters/openai.hpp"
 #include "core/json_scan.hpp"
 #include "proxy/http_out.hpp"
+#include "proxy/http_read.hpp"
 
 #include <array>
 
@@ -12,7 +13,7 @@ namespace relay_detail {
 
 net::execution_context::id disconnect_sweeper::id;
 
-disconnect_watch::disconnect_watch(beast::tcp_stream& client, std::chrono::steady_clock::time_point started)
+disconnect_watch::disconnect_watch(client_connection& client, std::chrono::steady_clock::time_point started)
     : socket_(client.socket()), started_(started) {
   auto& context = net::query(client.get_executor(), net::execution::context);
   net::use_service<disconnect_sweeper>(context).enlist(*this);
@@ -95,62 +96,19 @@ void disconnect_sweeper::tick() {
   }
 }
 
-// The response header: like http::async_read_header, without the composed-operation layers.
-net::awaitable<error_code> read_header(upstream_connection& connection, upstream_parser& parser) {
-  auto& buffer = connection.read_buffer();
-  for (;;) {
-    if (buffer.size() > 0) {
-      error_code ec;
-      std::size_t used = parser.put(buffer.data(), ec);
-      buffer.consume(used);
-      if (ec != http::error::need_more) {
-        if (ec) co_return ec;
-        if (parser.is_header_done()) co_return error_code{};
-      }
-    }
-    std::size_t room = beast::read_size(buffer, 16 * 1024);
-    if (room == 0) co_return http::make_error_code(http::error::buffer_overflow);
-    auto [ec, n] = co_await connection.async_read_some(buffer.prepare(room), use_nothrow);
-    buffer.commit(n);
-    if (ec == net::error::eof) {
-      error_code eof_ec = http::error::end_of_stream;  // a pooled connection the server closed
-      if (parser.got_some()) parser.put_eof(eof_ec);
-      co_return eof_ec;
-    }
-    if (ec) co_return ec;
-  }
-}
+namespace {
+// A body piece is ready once the parser has decoded some body bytes or the message is over.
+constexpr auto piece_ready = [](const upstream_parser& parser) {
+  return parser.is_done() || !parser.get().body().empty();
+};
+}  // namespace
 
 bool take_buffered_body(upstream_connection& connection, upstream_parser& parser, error_code& ec) {
-  auto& buffer = connection.read_buffer();
-  ec = {};
-  if (buffer.size() > 0) {
-    std::size_t used = parser.put(buffer.data(), ec);
-    buffer.consume(used);
-    if (ec == http::error::need_more) ec = {};
-    if (ec || parser.is_done() || !parser.get().body().empty()) return true;
-  }
-  return parser.is_done();
+  return parse_buffered(connection.read_buffer(), parser, ec, piece_ready);
 }
 
 net::awaitable<error_code> read_body_piece(upstream_connection& connection, upstream_parser& parser) {
-  auto& buffer = connection.read_buffer();
-  for (;;) {
-    error_code ec;
-    if (take_buffered_body(connection, parser, ec)) co_return ec;
-    std::size_t room = beast::read_size(buffer, 16 * 1024);
-    if (room == 0) co_return http::make_error_code(http::error::buffer_overflow);
-    auto [read_ec, n] = co_await connection.async_read_some(buffer.prepare(room), use_nothrow);
-    buffer.commit(n);
-    if (read_ec == net::error::eof) {
-      // Legitimate only for a body delimited by the end of the connection.
-      error_code eof_ec;
-      if (parser.got_some()) parser.put_eof(eof_ec);
-      else eof_ec = http::error::partial_message;
-      co_return eof_ec;
-    }
-    if (read_ec) co_return read_ec;
-  }
+  return read_until(connection, parser, piece_ready);
 }
 
 // Beast reports a peer that closed the connection in its HTTP category too; that is a
@@ -217,7 +175,7 @@ bool is_hop_by_hop(http::field name) {
   }
 }
 
-void copy_end_to_end_headers(std::string& out, const http::fields& fields) {
+void copy_end_to_end_headers(std::string& out, const arena_fields& fields) {
   for (const auto& f : fields) {
     if (is_hop_by_hop(f.name())) continue;
     http_out::add_header(out, f.name_string(), f.value());
@@ -231,7 +189,7 @@ bool note_client_gone(worker_context& worker, request_context& ctx) {
   return false;
 }
 
-net::awaitable<bool> fail_before_response(worker_context& worker, beast::tcp_stream& client,
+net::awaitable<bool> fail_before_response(worker_context& worker, client_connection& client,
                                           const relay_request& request, request_context& ctx, core::error_kind kind,
                                           const error_code& cause) {
   auto info = core::describe(kind);
@@ -253,7 +211,7 @@ using clock = std::chrono::steady_clock;
 
 // Only the client's end-to-end headers an upstream of the same API understands go through:
 // a translated request carries none of them.
-bool forwards_client_header(const relay_request& request, const http::fields::value_type& f) {
+bool forwards_client_header(const relay_request& request, const arena_fields::value_type& f) {
   if (request.mode == relay_mode::translated) return false;
   // With its own key the provider gets that; a virtual key is tollgate's, never the provider's.
   bool own_key = !request.provider.config->api_key.empty() || request.withhold_client_key;
@@ -306,7 +264,7 @@ std::optional<adapters::openai::usage> usage_from_member(const relay_request& re
 }
 
 // A body in the client's own format: passed through as it arrives, its usage captured on the way.
-net::awaitable<bool> relay_plain(worker_context& worker, beast::tcp_stream& client, const relay_request& request,
+net::awaitable<bool> relay_plain(worker_context& worker, client_connection& client, const relay_request& request,
                                  request_context& ctx, upstream_connection& connection, upstream_parser& parser,
                                  disconnect_watch& watch, bool& upstream_reusable) {
   auto& response = parser.get();
@@ -321,7 +279,7 @@ net::awaitable<bool> relay_plain(worker_context& worker, beast::tcp_stream& clie
   else http_out::end_head_chunked(head);
 
   bool meter = ctx.upstream_status / 100 == 2 &&
-               response[http::field::content_type].find("json") != std::string_view::npos;
+               field_value(response, http::field::content_type).find("json") != std::string_view::npos;
   core::top_level_member_capture usage_capture("usage");
   bool head_sent = false;
   error_code upstream_ec;
@@ -376,7 +334,7 @@ net::awaitable<bool> relay_plain(worker_context& worker, beast::tcp_stream& clie
     if (done) break;
   }
   if (meter && usage_capture.complete()) ctx.usage = usage_from_member(request, usage_capture.value());
-  upstream_reusable = response.keep_alive();
+  upstream_reusable = parser.keep_alive();
   co_return request.keep_alive;
 }
 
@@ -384,7 +342,7 @@ net::awaitable<bool> relay_plain(worker_context& worker, beast::tcp_stream& clie
 // be translated: bounded, and rejected past the bound rather than buffered without limit.
 constexpr std::size_t max_translated_body = 16 * 1024 * 1024;
 
-net::awaitable<bool> relay_translated_whole(worker_context& worker, beast::tcp_stream& client,
+net::awaitable<bool> relay_translated_whole(worker_context& worker, client_connection& client,
                                             const relay_request& request, request_context& ctx,
                                             upstream_connection& connection, upstream_parser& parser,
                                             disconnect_watch& watch, bool& upstream_reusable) {
@@ -406,7 +364,7 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, beast::tcp_s
                                               http::make_error_code(http::error::body_limit));
     }
   }
-  upstream_reusable = response.keep_alive();
+  upstream_reusable = parser.keep_alive();
 
   int status = 200;
   std::string body;
@@ -432,7 +390,7 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, beast::tcp_s
   http_out::begin_head(out, status, request.keep_alive, ctx.id);
   http_out::add_header(out, "Content-Type", "application/json");
   // A rate-limited caller needs to know when to come back, whichever provider said so.
-  if (auto retry = response[http::field::retry_after]; !retry.empty()) http_out::add_header(out, "Retry-After", retry);
+  if (auto retry = field_value(response, http::field::retry_after); !retry.empty()) http_out::add_header(out, "Retry-After", retry);
   http_out::end_head_with_length(out, body.size());
   out += body;
   ctx.response_bytes = body.size();
@@ -442,7 +400,7 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, beast::tcp_s
 
 }  // namespace
 
-net::awaitable<bool> relay(worker_context& worker, beast::tcp_stream& client, const relay_request& request,
+net::awaitable<bool> relay(worker_context& worker, client_connection& client, const relay_request& request,
                            request_context& ctx) {
   disconnect_watch watch(client, ctx.started);
   const auto& target = request.provider.target;
@@ -477,10 +435,12 @@ net::awaitable<bool> relay(worker_context& worker, beast::tcp_stream& client, co
     }
     if (!ec && sent < net::buffer_size(out)) ec = co_await write_rest(*connection, out, sent);
     if (!ec) {
-      parser.emplace();
+      // The response's fields share the client connection's arena with the request's.
+      parser.emplace(std::piecewise_construct, std::make_tuple(connection->spare_body().take()),
+                     std::make_tuple(arena_allocator<char>(client.arena())));
       parser->body_limit(boost::none);  // bodies are drained as they arrive, never held whole
       parser->header_limit(64 * 1024);
-      ec = co_await read_header(*connection, *parser);
+      ec = co_await read_until(*connection, *parser, head_done);
     }
     if (!ec) break;
     watch.guard(nullptr);
@@ -503,7 +463,7 @@ net::awaitable<bool> relay(worker_context& worker, beast::tcp_stream& client, co
   bool success = ctx.upstream_status / 100 == 2;
   bool stream = request.mode == relay_mode::translated
                     ? success && request.stream
-                    : success && parser->get()[http::field::content_type].starts_with("text/event-stream");
+                    : success && field_value(parser->get(), http::field::content_type).starts_with("text/event-stream");
   bool upstream_reusable = false;
   bool client_clean = false;
   if (stream)
@@ -514,7 +474,10 @@ net::awaitable<bool> relay(worker_context& worker, beast::tcp_stream& client, co
   else
     client_clean = co_await relay_plain(worker, client, request, ctx, *connection, *parser, watch, upstream_reusable);
   watch.guard(nullptr);
-  if (upstream_reusable) worker.pool.release(target, std::move(connection));
+  if (upstream_reusable) {
+    connection->spare_body().keep(std::move(parser->get().body()));
+    worker.pool.release(target, std::move(connection));
+  }
   co_return client_clean;
 }
 

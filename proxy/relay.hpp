@@ -2,6 +2,7 @@
 
 #include "adapters/registry.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/client_connection.hpp"
 #include "proxy/request_context.hpp"
 #include "proxy/worker_context.hpp"
 
@@ -19,7 +20,7 @@ enum class relay_mode : std::uint8_t {
 };
 
 struct relay_request {
-  const http::request<http::string_body>& client_request;
+  const request_message& client_request;
   const provider_runtime& provider;
   std::string_view upstream_path;  // below the provider's base path, query string included
   std::string_view upstream_body;
@@ -40,7 +41,7 @@ struct relay_request {
 // request stays bounded whatever the client's or upstream's speed.
 // Fills ctx (statuses, timings, usage, error). Returns whether the client connection is still
 // in a clean state to carry another request.
-net::awaitable<bool> relay(worker_context& worker, beast::tcp_stream& client, const relay_request& request,
+net::awaitable<bool> relay(worker_context& worker, client_connection& client, const relay_request& request,
                            request_context& ctx);
 
 }  // namespace tollgate::proxy

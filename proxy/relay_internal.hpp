@@ -42,7 +42,7 @@ struct drained_body {
     value_type& body_;
   };
 };
-using upstream_parser = http::response_parser<drained_body>;
+using upstream_parser = http::response_parser<drained_body, arena_allocator<char>>;
 
 // Reads until some body bytes are decoded, the message is complete, or an error occurs.
 // http::async_read_some cannot be used for this: it keeps reading while the parser reports
@@ -67,7 +67,7 @@ class disconnect_watch {
  public:
   static constexpr auto watch_delay = std::chrono::milliseconds(20);
 
-  disconnect_watch(beast::tcp_stream& client, std::chrono::steady_clock::time_point started);
+  disconnect_watch(client_connection& client, std::chrono::steady_clock::time_point started);
   ~disconnect_watch();
   disconnect_watch(const disconnect_watch&) = delete;
   disconnect_watch& operator=(const disconnect_watch&) = delete;
@@ -125,7 +125,7 @@ core::error_kind classify_mid_body(const error_code& ec);
 std::string describe_failure(const relay_request& request, core::error_kind kind, const error_code& cause,
                              std::uint64_t events);
 bool is_hop_by_hop(http::field name);
-void copy_end_to_end_headers(std::string& out, const http::fields& fields);
+void copy_end_to_end_headers(std::string& out, const arena_fields& fields);
 
 // One non-blocking sendmsg of as much of `buffers` as the socket takes now (at most the first
 // 8 pieces). Most writes fit the socket buffer whole; done this way they skip Asio's op,
@@ -174,7 +174,7 @@ net::awaitable<error_code> write_rest(Stream& stream, Buffers buffers, std::size
 enum class write_state : std::uint8_t { done, failed, pending };
 
 template <class Buffers>
-write_state write_now(beast::tcp_stream& client, const Buffers& buffers, std::size_t& sent) noexcept {
+write_state write_now(client_connection& client, const Buffers& buffers, std::size_t& sent) noexcept {
   error_code ec;
   sent = send_now(client.socket().native_handle(), buffers, ec);
   if (sent == net::buffer_size(buffers)) return write_state::done;
@@ -182,15 +182,17 @@ write_state write_now(beast::tcp_stream& client, const Buffers& buffers, std::si
 }
 
 template <class Buffers>
-net::awaitable<bool> write_later(worker_context& worker, beast::tcp_stream& client, Buffers buffers, std::size_t sent) {
+net::awaitable<bool> write_later(worker_context& worker, client_connection& client, Buffers buffers, std::size_t sent) {
   client.expires_after(worker.config.client_idle_timeout);
-  co_return !co_await write_rest(client, buffers, sent);
+  error_code ec = co_await write_rest(client, buffers, sent);
+  client.expires_never();
+  co_return !ec;
 }
 
 // Both in one, for writes off the hot path (error responses, translated answers); the relay's
 // per-piece writes call write_now and, only when it returns pending, write_later.
 template <class Buffers>
-net::awaitable<bool> write_to_client(worker_context& worker, beast::tcp_stream& client, const Buffers& buffers) {
+net::awaitable<bool> write_to_client(worker_context& worker, client_connection& client, const Buffers& buffers) {
   std::size_t sent = 0;
   switch (write_now(client, buffers, sent)) {
     case write_state::done: co_return true;
@@ -203,12 +205,12 @@ net::awaitable<bool> write_to_client(worker_context& worker, beast::tcp_stream& 
 // Records a client that hung up; returns false (the connection is finished).
 bool note_client_gone(worker_context& worker, request_context& ctx);
 
-net::awaitable<bool> fail_before_response(worker_context& worker, beast::tcp_stream& client,
+net::awaitable<bool> fail_before_response(worker_context& worker, client_connection& client,
                                           const relay_request& request, request_context& ctx, core::error_kind kind,
                                           const error_code& cause);
 
 // Relays a server-sent-event (or NDJSON) stream; see relay_stream.cpp.
-net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& client, const relay_request& request,
+net::awaitable<bool> relay_events(worker_context& worker, client_connection& client, const relay_request& request,
                                   request_context& ctx, upstream_connection& connection, upstream_parser& parser,
                                   disconnect_watch& watch, bool& upstream_reusable);
 

@@ -158,7 +158,7 @@ class event_handler {
 // here for write_later otherwise.
 class pending_write {
  public:
-  write_state start(beast::tcp_stream& client, const std::string& head, const std::string& out, bool last) {
+  write_state start(client_connection& client, const std::string& head, const std::string& out, bool last) {
     count_ = 0;
     if (!head.empty()) parts_[count_++] = net::buffer(head);
     if (!out.empty()) {
@@ -171,7 +171,7 @@ class pending_write {
     if (count_ == 0) return write_state::done;
     return write_now(client, pieces(), sent_);
   }
-  net::awaitable<bool> finish(worker_context& worker, beast::tcp_stream& client) {
+  net::awaitable<bool> finish(worker_context& worker, client_connection& client) {
     return write_later(worker, client, pieces(), sent_);
   }
   // Once the write is over, whatever its outcome.
@@ -194,7 +194,7 @@ class pending_write {
 
 // Each upstream read is framed into events, turned into what the client expects, and written
 // out before the next read.
-net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& client, const relay_request& request,
+net::awaitable<bool> relay_events(worker_context& worker, client_connection& client, const relay_request& request,
                                   request_context& ctx, upstream_connection& connection, upstream_parser& parser,
                                   disconnect_watch& watch, bool& upstream_reusable) {
   ctx.stream = true;
@@ -284,7 +284,7 @@ net::awaitable<bool> relay_events(worker_context& worker, beast::tcp_stream& cli
     state = co_await writer.finish(worker, client) ? write_state::done : write_state::failed;
   pending_write::settle(head, out, ctx);
   if (state == write_state::failed) co_return note_client_gone(worker, ctx);
-  upstream_reusable = !upstream_ec && response.keep_alive();
+  upstream_reusable = !upstream_ec && parser.keep_alive();
   co_return request.keep_alive;
 }
 

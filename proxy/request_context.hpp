@@ -48,8 +48,9 @@ class request_id {
 // relay -> account. Owned by the session, passed by reference to each phase.
 struct request_context {
   request_id id;
-  std::string method;
-  std::string path;  // target without the query string
+  // Views into the request's head, which outlives the account phase.
+  std::string_view method;
+  std::string_view path;  // target without the query string
   std::uint8_t route = unknown_route;
   std::string model;  // as the client asked for it (alias or "provider/model" included)
   const core::provider_config* provider = nullptr;

@@ -7,6 +7,7 @@
 #include "proxy/metering.hpp"
 #include "proxy/mock_provider.hpp"
 #include "proxy/http_out.hpp"
+#include "proxy/http_read.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/request_context.hpp"
 
@@ -22,7 +23,7 @@ constexpr std::size_t max_header_bytes = 32 * 1024;
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
-net::awaitable<bool> reply_error(worker_context& worker, beast::tcp_stream& stream, request_context& ctx,
+net::awaitable<bool> reply_error(worker_context& worker, client_connection& client, request_context& ctx,
                                  core::error_kind kind, std::string_view message, bool keep_alive,
                                  std::string_view param = {}) {
   auto info = core::describe(kind);
@@ -30,14 +31,14 @@ net::awaitable<bool> reply_error(worker_context& worker, beast::tcp_stream& stre
   ctx.error = kind;
   std::string response =
       http_out::error_response(info.http_status, message, info.type, info.code, keep_alive, ctx.id, param);
-  stream.expires_after(worker.config.client_idle_timeout);
-  auto [ec, n] = co_await net::async_write(stream, net::buffer(response), use_nothrow);
+  client.expires_after(worker.config.client_idle_timeout);
+  auto [ec, n] = co_await net::async_write(client, net::buffer(response), use_nothrow);
   co_return !ec && keep_alive;
 }
 
 // The body is taken by value: a coroutine's reference parameters must outlive its first
 // suspension, and callers build bodies as temporaries.
-net::awaitable<bool> write_json(worker_context& worker, beast::tcp_stream& stream, request_context& ctx, int status,
+net::awaitable<bool> write_json(worker_context& worker, client_connection& client, request_context& ctx, int status,
                                 std::string body, bool keep_alive) {
   ctx.status = status;
   std::string response;
@@ -45,33 +46,33 @@ net::awaitable<bool> write_json(worker_context& worker, beast::tcp_stream& strea
   http_out::add_header(response, "Content-Type", "application/json");
   http_out::end_head_with_length(response, body.size());
   response += body;
-  stream.expires_after(worker.config.client_idle_timeout);
-  auto [ec, n] = co_await net::async_write(stream, net::buffer(response), use_nothrow);
+  client.expires_after(worker.config.client_idle_timeout);
+  auto [ec, n] = co_await net::async_write(client, net::buffer(response), use_nothrow);
   co_return !ec && keep_alive;
 }
 
-net::awaitable<bool> refuse(worker_context& worker, beast::tcp_stream& stream, request_context& ctx,
+net::awaitable<bool> refuse(worker_context& worker, client_connection& client, request_context& ctx,
                             const admission_refusal& refusal, bool anthropic_shape, bool keep_alive) {
   ctx.error = refusal.kind;
   ctx.status = core::describe(refusal.kind).http_status;
   std::string response = refusal_response(refusal, anthropic_shape, keep_alive, ctx.id);
-  stream.expires_after(worker.config.client_idle_timeout);
-  auto [ec, n] = co_await net::async_write(stream, net::buffer(response), use_nothrow);
+  client.expires_after(worker.config.client_idle_timeout);
+  auto [ec, n] = co_await net::async_write(client, net::buffer(response), use_nothrow);
   co_return !ec && keep_alive;
 }
 
 // Anthropic's front API: only to Anthropic providers, bytes relayed both ways.
-net::awaitable<bool> handle_native_messages(worker_context& worker, beast::tcp_stream& stream,
-                                            const http::request<http::string_body>& request, request_context& ctx,
+net::awaitable<bool> handle_native_messages(worker_context& worker, client_connection& client,
+                                            const request_message& request, request_context& ctx,
                                             bool keep_alive) {
   namespace anthropic = adapters::anthropic;
   auto reject = [&](core::error_kind kind, const std::string& message) {
     auto info = core::describe(kind);
     ctx.error = kind;
-    return write_json(worker, stream, ctx, info.http_status,
+    return write_json(worker, client, ctx, info.http_status,
                       anthropic::native_error_body(anthropic::native_error_type(info.http_status), message), keep_alive);
   };
-  if (auto refusal = identify_caller(worker, request, ctx)) co_return co_await refuse(worker, stream, ctx, *refusal, true, keep_alive);
+  if (auto refusal = identify_caller(worker, request, ctx)) co_return co_await refuse(worker, client, ctx, *refusal, true, keep_alive);
   auto native = anthropic::parse_native_request(request.body());
   if (!native) co_return co_await reject(core::error_kind::bad_request, native.error().message);
   ctx.model = native->model;
@@ -79,54 +80,119 @@ net::awaitable<bool> handle_native_messages(worker_context& worker, beast::tcp_s
   ctx.stream = native->stream;
   ctx.prompt_tokens_estimate = request.body().size() / 4;
   admission_input input{request.body(), static_cast<std::int64_t>(ctx.prompt_tokens_estimate), true, true};
-  if (auto refusal = co_await admit_and_route(worker, ctx, input))
-    co_return co_await refuse(worker, stream, ctx, *refusal, true, keep_alive);
+  auto admission = admit_and_route(worker, ctx, input);
+  if (admission.pending) admission.refusal = co_await admit_on_accounting_thread(worker, ctx, *admission.pending);
+  if (admission.refusal) co_return co_await refuse(worker, client, ctx, *admission.refusal, true, keep_alive);
   const auto& provider = worker.providers[ctx.provider_index];
   std::string body = ctx.upstream_model == ctx.model ? std::string() : openai::replace_model(request.body(), ctx.upstream_model);
   relay_request relay_args{request, provider, "/messages", body.empty() ? std::string_view(request.body()) : body,
                            {}, keep_alive, native->stream, relay_mode::anthropic_passthrough};
   relay_args.withhold_client_key = !ctx.caller.key_fingerprint.empty();
-  co_return co_await relay(worker, stream, relay_args, ctx);
+  co_return co_await relay(worker, client, relay_args, ctx);
+}
+
+// Each route's work is its own coroutine: a coroutine's frame holds every local of every
+// branch, and Asio recycles frames only up to about 1 KiB, so one big handler meant a malloc
+// per request.
+
+// An OpenAI-compatible provider gets the client's bytes, the model renamed when an alias or a
+// fallback chose another.
+net::awaitable<bool> relay_passthrough(worker_context& worker, client_connection& client, const request_message& request,
+                                       request_context& ctx, const openai::front_request& front,
+                                       openai::endpoint endpoint, bool keep_alive) {
+  const auto& provider = worker.providers[ctx.provider_index];
+  std::string_view body =
+      front.rewritten_body.empty() ? std::string_view(request.body()) : std::string_view(front.rewritten_body);
+  std::string renamed = ctx.upstream_model == ctx.model ? std::string() : openai::replace_model(body, ctx.upstream_model);
+  relay_request relay_args{request, provider, openai::path_below_root(endpoint), renamed.empty() ? body : renamed,
+                           {}, keep_alive, front.stream, relay_mode::openai_passthrough,
+                           front.stream && !front.client_wants_usage};
+  relay_args.withhold_client_key = !ctx.caller.key_fingerprint.empty();
+  co_return co_await relay(worker, client, relay_args, ctx);
+}
+
+// Mock and translating providers work on the parsed request.
+net::awaitable<bool> serve_parsed(worker_context& worker, client_connection& client, const request_message& request,
+                                  request_context& ctx, const openai::front_request& front, openai::endpoint endpoint,
+                                  bool keep_alive) {
+  const auto& provider = worker.providers[ctx.provider_index];
+  const auto type = provider.config->type;
+  boost::system::error_code ec;
+  auto parsed = boost::json::parse(request.body(), ec);  // validated already, so this parses
+  if (ec || !parsed.is_object())
+    co_return co_await reply_error(worker, client, ctx, core::error_kind::bad_request, "Invalid JSON body.", keep_alive);
+  const auto& body = parsed.get_object();
+
+  if (type == core::provider_type::mock) {
+    if (endpoint == openai::endpoint::completions) {
+      co_return co_await reply_error(worker, client, ctx, core::error_kind::bad_request,
+                                     "The mock provider serves /v1/chat/completions and /v1/embeddings.", keep_alive);
+    }
+    mock_request mock_args{endpoint, body, ctx.upstream_model, front.stream, front.client_wants_usage,
+                           provider.config->mock_token_latency, keep_alive};
+    co_return co_await serve_mock(worker, client, mock_args, ctx);
+  }
+
+  if (endpoint != openai::endpoint::chat_completions) {
+    co_return co_await reply_error(worker, client, ctx, core::error_kind::bad_request,
+                                   std::string(openai::route_label(endpoint)) + " is not supported for model `" +
+                                       ctx.model + "`: its provider \"" + provider.config->name + "\" is of type " +
+                                       std::string(core::provider_type_name(type)) + ".",
+                                   keep_alive);
+  }
+  const auto* adapter = adapters::translating_adapter(type);
+  adapters::translation_options options{ctx.upstream_model, worker.config.default_max_tokens, front.stream,
+                                        front.client_wants_usage};
+  auto call = adapter->translate_request(body, options);
+  if (!call) {
+    co_return co_await reply_error(worker, client, ctx, core::error_kind::bad_request, call.error().message,
+                                   keep_alive, call.error().param);
+  }
+  relay_request relay_args{request,      provider,     call->path, call->body, call->headers, keep_alive,
+                           front.stream, relay_mode::translated,   false,      adapter,      &options,
+                           call->framing};
+  relay_args.withhold_client_key = !ctx.caller.key_fingerprint.empty();
+  co_return co_await relay(worker, client, relay_args, ctx);
 }
 
 // admit -> route -> translate -> relay. Returns whether the connection may carry another request.
-net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& stream,
-                                    const http::request<http::string_body>& request, request_context& ctx,
+net::awaitable<bool> handle_request(worker_context& worker, client_connection& client,
+                                    const request_message& request, request_context& ctx,
                                     bool keep_alive) {
   // ctx.method and ctx.path were filled when the header arrived.
   if (ctx.path == "/v1/models") {
     ctx.route = models_route;
     if (request.method() != http::verb::get)
-      co_return co_await reply_error(worker, stream, ctx, core::error_kind::method_not_allowed,
-                                     "Method " + ctx.method + " is not allowed on /v1/models; use GET.", keep_alive);
-    co_return co_await write_json(worker, stream, ctx, 200, openai::models_list(worker.config.providers), keep_alive);
+      co_return co_await reply_error(worker, client, ctx, core::error_kind::method_not_allowed,
+                                     "Method " + std::string(ctx.method) + " is not allowed on /v1/models; use GET.", keep_alive);
+    co_return co_await write_json(worker, client, ctx, 200, openai::models_list(worker.config.providers), keep_alive);
   }
   if (ctx.path == "/v1/messages") {
     ctx.route = messages_route;
     if (request.method() != http::verb::post)
-      co_return co_await reply_error(worker, stream, ctx, core::error_kind::method_not_allowed,
-                                     "Method " + ctx.method + " is not allowed on /v1/messages; use POST.", keep_alive);
-    co_return co_await handle_native_messages(worker, stream, request, ctx, keep_alive);
+      co_return co_await reply_error(worker, client, ctx, core::error_kind::method_not_allowed,
+                                     "Method " + std::string(ctx.method) + " is not allowed on /v1/messages; use POST.", keep_alive);
+    co_return co_await handle_native_messages(worker, client, request, ctx, keep_alive);
   }
   auto endpoint = openai::endpoint_for_path(ctx.path);
   if (!endpoint) {
-    co_return co_await reply_error(worker, stream, ctx, core::error_kind::not_found,
-                                   "Unknown request URL: " + ctx.method + " " + ctx.path +
+    co_return co_await reply_error(worker, client, ctx, core::error_kind::not_found,
+                                   "Unknown request URL: " + std::string(ctx.method) + " " + std::string(ctx.path) +
                                        ". tollgate serves POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
                                        "/v1/messages and GET /v1/models.",
                                    keep_alive);
   }
   ctx.route = static_cast<std::uint8_t>(*endpoint);
   if (request.method() != http::verb::post) {
-    co_return co_await reply_error(worker, stream, ctx, core::error_kind::method_not_allowed,
-                                   "Method " + ctx.method + " is not allowed on " + ctx.path + "; use POST.",
+    co_return co_await reply_error(worker, client, ctx, core::error_kind::method_not_allowed,
+                                   "Method " + std::string(ctx.method) + " is not allowed on " + std::string(ctx.path) + "; use POST.",
                                    keep_alive);
   }
 
-  if (auto refusal = identify_caller(worker, request, ctx)) co_return co_await refuse(worker, stream, ctx, *refusal, false, keep_alive);
+  if (auto refusal = identify_caller(worker, request, ctx)) co_return co_await refuse(worker, client, ctx, *refusal, false, keep_alive);
   auto front = openai::parse_front_request(*endpoint, request.body());
   if (!front) {
-    co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request, front.error().message,
+    co_return co_await reply_error(worker, client, ctx, core::error_kind::bad_request, front.error().message,
                                    keep_alive, front.error().param);
   }
   ctx.model = std::move(front->model);
@@ -136,59 +202,12 @@ net::awaitable<bool> handle_request(worker_context& worker, beast::tcp_stream& s
 
   admission_input input{request.body(), static_cast<std::int64_t>(ctx.prompt_tokens_estimate),
                         *endpoint != openai::endpoint::embeddings, false};
-  if (auto refusal = co_await admit_and_route(worker, ctx, input))
-    co_return co_await refuse(worker, stream, ctx, *refusal, false, keep_alive);
-  const auto& provider = worker.providers[ctx.provider_index];
-  const auto type = provider.config->type;
-
-  if (type == core::provider_type::openai) {
-    std::string_view body = front->rewritten_body.empty() ? std::string_view(request.body())
-                                                          : std::string_view(front->rewritten_body);
-    std::string renamed = ctx.upstream_model == ctx.model ? std::string() : openai::replace_model(body, ctx.upstream_model);
-    relay_request relay_args{request, provider, openai::path_below_root(*endpoint), renamed.empty() ? body : renamed,
-                             {}, keep_alive, front->stream, relay_mode::openai_passthrough,
-                             front->stream && !front->client_wants_usage};
-    relay_args.withhold_client_key = !ctx.caller.key_fingerprint.empty();
-  co_return co_await relay(worker, stream, relay_args, ctx);
-  }
-
-  // Mock and translating providers work on the parsed request.
-  boost::system::error_code ec;
-  auto parsed = boost::json::parse(request.body(), ec);  // validated above, so this parses
-  if (ec || !parsed.is_object())
-    co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request, "Invalid JSON body.", keep_alive);
-  const auto& body = parsed.get_object();
-
-  if (type == core::provider_type::mock) {
-    if (*endpoint == openai::endpoint::completions) {
-      co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request,
-                                     "The mock provider serves /v1/chat/completions and /v1/embeddings.", keep_alive);
-    }
-    mock_request mock_args{*endpoint, body, ctx.upstream_model, front->stream, front->client_wants_usage,
-                           provider.config->mock_token_latency, keep_alive};
-    co_return co_await serve_mock(worker, stream, mock_args, ctx);
-  }
-
-  if (*endpoint != openai::endpoint::chat_completions) {
-    co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request,
-                                   std::string(openai::route_label(*endpoint)) + " is not supported for model `" +
-                                       ctx.model + "`: its provider \"" + provider.config->name + "\" is of type " +
-                                       std::string(core::provider_type_name(type)) + ".",
-                                   keep_alive);
-  }
-  const auto* adapter = adapters::translating_adapter(type);
-  adapters::translation_options options{ctx.upstream_model, worker.config.default_max_tokens, front->stream,
-                                        front->client_wants_usage};
-  auto call = adapter->translate_request(body, options);
-  if (!call) {
-    co_return co_await reply_error(worker, stream, ctx, core::error_kind::bad_request, call.error().message,
-                                   keep_alive, call.error().param);
-  }
-  relay_request relay_args{request,       provider,     call->path, call->body, call->headers, keep_alive,
-                           front->stream, relay_mode::translated,   false,      adapter,      &options,
-                           call->framing};
-  relay_args.withhold_client_key = !ctx.caller.key_fingerprint.empty();
-  co_return co_await relay(worker, stream, relay_args, ctx);
+  auto admission = admit_and_route(worker, ctx, input);
+  if (admission.pending) admission.refusal = co_await admit_on_accounting_thread(worker, ctx, *admission.pending);
+  if (admission.refusal) co_return co_await refuse(worker, client, ctx, *admission.refusal, false, keep_alive);
+  if (worker.providers[ctx.provider_index].config->type == core::provider_type::openai)
+    co_return co_await relay_passthrough(worker, client, request, ctx, *front, *endpoint, keep_alive);
+  co_return co_await serve_parsed(worker, client, request, ctx, *front, *endpoint, keep_alive);
 }
 
 // The account phase: runs for every request, whatever its outcome.
@@ -252,21 +271,23 @@ struct busy_scope {
 net::awaitable<void> serve_client(worker_context& worker, session_set& sessions, tcp::socket socket) {
   error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  beast::tcp_stream stream(std::move(socket));
-  session_handle handle{&stream, false};
+  client_connection client(std::move(socket));
+  session_handle handle{&client, false};
   session_registration registration(worker, sessions, handle);
-  beast::flat_buffer buffer;
-  buffer.reserve(8 * 1024);  // most requests arrive in one read (see upstream.cpp)
+  client.read_buffer().reserve(8 * 1024);  // most requests arrive in one read
 
   for (;;) {
-    http::request_parser<http::string_body> parser;
+    http::request_parser<http::string_body, arena_allocator<char>> parser(
+        std::piecewise_construct, std::make_tuple(client.spare_body().take()),
+        std::make_tuple(arena_allocator<char>(client.arena())));
     parser.header_limit(max_header_bytes);
     parser.body_limit(worker.config.max_body_bytes);
-    stream.expires_after(worker.config.client_idle_timeout);
-    auto [header_ec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, use_nothrow);
-    if (header_ec == http::error::end_of_stream || header_ec == net::error::eof ||
-        header_ec == beast::error::timeout || header_ec == net::error::operation_aborted ||
-        header_ec == net::error::connection_reset || header_ec == net::error::bad_descriptor)
+    parser.eager(true);  // a body that is all buffered is taken in one put()
+    client.expires_after(worker.config.client_idle_timeout);
+    error_code header_ec = co_await read_until(client, parser, head_done);
+    if (header_ec == http::error::end_of_stream || header_ec == beast::error::timeout ||
+        header_ec == net::error::operation_aborted || header_ec == net::error::connection_reset ||
+        header_ec == net::error::bad_descriptor)
       break;
 
     busy_scope busy(worker, handle);
@@ -278,28 +299,27 @@ net::awaitable<void> serve_client(worker_context& worker, session_set& sessions,
     bool keep_alive = false;
     bool clean = false;
     if (header_ec == http::error::body_limit) {
-      clean = co_await reply_error(worker, stream, ctx, core::error_kind::payload_too_large,
+      clean = co_await reply_error(worker, client, ctx, core::error_kind::payload_too_large,
                                    "Request body exceeds TOLLGATE_MAX_BODY_BYTES (" +
                                        std::to_string(worker.config.max_body_bytes) + " bytes).",
                                    false);
     } else if (header_ec) {
-      clean = co_await reply_error(worker, stream, ctx, core::error_kind::bad_request,
+      clean = co_await reply_error(worker, client, ctx, core::error_kind::bad_request,
                                    "Malformed HTTP request: " + header_ec.message() + ".", false);
     } else {
-      ctx.method = std::string(parser.get().method_string());
-      ctx.path = std::string(path_of(parser.get().target()));
+      ctx.method = parser.get().method_string();
+      ctx.path = path_of(parser.get().target());
       error_code body_ec;
       if (!parser.is_done()) {
         // curl and some SDKs wait for this before sending a body over 1 KiB.
-        if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+        if (beast::iequals(field_value(parser.get(), http::field::expect), "100-continue")) {
           static constexpr std::string_view proceed = "HTTP/1.1 100 Continue\r\n\r\n";
-          co_await net::async_write(stream, net::buffer(proceed), use_nothrow);
+          co_await net::async_write(client, net::buffer(proceed), use_nothrow);
         }
-        auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_nothrow);
-        body_ec = ec;
+        body_ec = co_await read_until(client, parser, message_done);
       }
       if (body_ec == http::error::body_limit) {
-        clean = co_await reply_error(worker, stream, ctx, core::error_kind::payload_too_large,
+        clean = co_await reply_error(worker, client, ctx, core::error_kind::payload_too_large,
                                      "Request body exceeds TOLLGATE_MAX_BODY_BYTES (" +
                                          std::to_string(worker.config.max_body_bytes) + " bytes).",
                                      false);
@@ -307,16 +327,19 @@ net::awaitable<void> serve_client(worker_context& worker, session_set& sessions,
         ctx.error = core::error_kind::client_disconnected;
         ctx.status = core::describe(core::error_kind::client_disconnected).http_status;
       } else {
+        // Serving may take as long as the upstream needs; only waits on the client time out.
+        client.expires_never();
         // Draining: answer what was already sent, then close rather than wait for more.
-        keep_alive = parser.get().keep_alive() && !worker.draining.load(std::memory_order_relaxed);
-        clean = co_await handle_request(worker, stream, parser.get(), ctx, keep_alive);
+        keep_alive = parser.keep_alive() && !worker.draining.load(std::memory_order_relaxed);
+        clean = co_await handle_request(worker, client, parser.get(), ctx, keep_alive);
       }
     }
     account(worker, ctx);
     if (!clean || !keep_alive) break;
+    client.spare_body().keep(std::move(parser.get().body()));
   }
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream.close();
+  client.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  client.socket().close(ignored);
 }
 
 }  // namespace tollgate::proxy

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "proxy/asio.hpp"
+#include "proxy/client_connection.hpp"
 #include "proxy/worker_context.hpp"
 
 #include <unordered_set>
@@ -10,7 +11,7 @@ namespace tollgate::proxy {
 // What a worker needs to see of each client connection to drain it: idle ones are closed at
 // once, busy ones finish their request and then close.
 struct session_handle {
-  beast::tcp_stream* stream = nullptr;
+  client_connection* connection = nullptr;
   bool busy = false;
 };
 using session_set = std::unordered_set<session_handle*>;

@@ -24,50 +24,12 @@ upstream_failure connect_failure(const error_code& ec) {
 
 }  // namespace
 
-namespace upstream_detail {
-namespace {
-
-void arm(const std::shared_ptr<deadline_state>& state) {
-  state->armed = true;
-  std::uint64_t generation = ++state->generation;
-  state->timer.expires_at(state->deadline);
-  state->timer.async_wait([state, generation](error_code ec) {
-    if (ec || generation != state->generation) return;  // re-armed, or the connection is gone
-    state->armed = false;
-    if (!state->socket || state->deadline == std::chrono::steady_clock::time_point::max()) return;
-    if (std::chrono::steady_clock::now() < state->deadline) {
-      arm(state);  // the deadline moved on since this wait began
-      return;
-    }
-    state->timed_out = true;
-    error_code ignored;
-    state->socket->close(ignored);
-  });
-}
-
-}  // namespace
-}  // namespace upstream_detail
-
 upstream_connection::upstream_connection(net::any_io_executor executor, ssl::context* tls_context)
     : socket_(executor),
-      deadline_(std::make_shared<upstream_detail::deadline_state>(executor)),
+      deadline_(executor, socket_),
       buffer_(max_read_buffer) {
-  deadline_->socket = &socket_;
   buffer_.reserve(initial_read_capacity);
   if (tls_context) tls_.emplace(socket_, *tls_context);
-}
-
-upstream_connection::~upstream_connection() {
-  deadline_->socket = nullptr;
-  deadline_->timer.cancel();
-}
-
-void upstream_connection::expires_after(std::chrono::steady_clock::duration timeout) {
-  auto& state = *deadline_;
-  state.deadline = std::chrono::steady_clock::now() + timeout;
-  // A wait due after the new deadline would fire too late: bring it forward. One due before
-  // it re-arms itself when it fires.
-  if (!state.armed || state.timer.expiry() > state.deadline) upstream_detail::arm(deadline_);
 }
 
 upstream_pool::upstream_pool(net::any_io_executor executor, ssl::context& tls_context,

@@ -1,5 +1,7 @@
 #include "proxy/worker.hpp"
 
+#include "core/this_thread.hpp"
+
 #include <sys/socket.h>
 
 #include <future>
@@ -44,7 +46,10 @@ void worker::listen(const tcp::endpoint& endpoint) {
 void worker::start() {
   net::co_spawn(io_, accept_loop(), net::detached);
   net::co_spawn(io_, flush_loop(), net::detached);
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] {
+    core::name_this_thread("tg-worker-" + std::to_string(context_.index));
+    io_.run();
+  });
 }
 
 net::awaitable<void> worker::accept_loop() {
@@ -77,7 +82,7 @@ void worker::begin_drain() {
     error_code ignored;
     acceptor_.close(ignored);
     for (auto* session : sessions_) {
-      if (!session->busy) session->stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      if (!session->busy) session->connection->socket().shutdown(tcp::socket::shutdown_both, ignored);
     }
   });
 }
@@ -86,7 +91,7 @@ void worker::stop() {
   net::post(io_, [this] {
     error_code ignored;
     acceptor_.close(ignored);
-    for (auto* session : sessions_) session->stream->socket().close(ignored);
+    for (auto* session : sessions_) session->connection->socket().close(ignored);
     context_.pool.clear();
     context_.log.flush();
     io_.stop();

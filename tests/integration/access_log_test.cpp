@@ -117,6 +117,17 @@ TEST_CASE("access log: requests answered by tollgate itself are logged with thei
   }
 }
 
+TEST_CASE("access log: client-chosen text is escaped into valid JSON") {
+  proxied_fake p;
+  // Quotes, backslashes, control characters and non-ASCII, as a client may send in a model name.
+  const std::string model = "we\"ird\\model\n\t\x01 caf\xc3\xa9";
+  json::object body{{"model", model}, {"messages", json::array{json::object{{"role", "user"}, {"content", "hi"}}}}};
+  const auto res = testing::http_request(p.proxy.port(), "POST", chat_path, json::serialize(body));
+  const auto record = wait_for_record(p.proxy, header(res, "x-tollgate-request-id"));
+  REQUIRE(record.has_value());  // the line parsed as JSON
+  CHECK(str(*record, "model") == model);
+}
+
 TEST_CASE("access log: no API key and no message content in any output") {
   const std::string key = "sk-live-SECRET-0123456789abcdefXYZ";
   const std::string client_key = "client-SECRET-token-9876";
