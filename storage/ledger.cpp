@@ -1,5 +1,7 @@
 #include "storage/ledger.hpp"
 
+#include "core/this_thread.hpp"
+
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -118,7 +120,10 @@ ledger::ledger(std::string path, ledger_options options)
   for (unsigned i = 0; i < count; ++i)
     producers_.push_back(std::make_unique<producer_slot>(options_.ring_capacity));
   ensure_open();
-  writer_ = std::thread([this] { run(); });
+  writer_ = std::thread([this] {
+    core::name_this_thread("tg-ledger");
+    run();
+  });
 }
 
 ledger::~ledger() { stop(); }
