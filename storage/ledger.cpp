@@ -122,6 +122,7 @@ ledger::ledger(std::string path, ledger_options options)
   ensure_open();
   writer_ = std::thread([this] {
     core::name_this_thread("tg-ledger");
+    core::make_this_thread_batch();
     run();
   });
 }
