@@ -280,7 +280,8 @@ net::awaitable<bool> relay_plain(worker_context& worker, client_connection& clie
 
   bool meter = ctx.upstream_status / 100 == 2 &&
                field_value(response, http::field::content_type).find("json") != std::string_view::npos;
-  core::top_level_member_capture usage_capture("usage");
+  auto& usage_capture = connection.usage_capture();
+  usage_capture.reset();
   bool head_sent = false;
   error_code upstream_ec;
   parser.eager(true);  // one put() decodes everything buffered, not one chunk per call

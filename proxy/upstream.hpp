@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/errors.hpp"
+#include "core/json_scan.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/socket_deadline.hpp"
 #include "proxy/spare_string.hpp"
@@ -49,6 +50,10 @@ class upstream_connection {
   std::string& head_buffer() noexcept { return head_; }
   // The previous response's body string, for the next one's.
   spare_string& spare_body() noexcept { return spare_body_; }
+  // The scan for a whole response's usage member. Kept here, like the buffers, because it
+  // carries room for the member inline: in the relay's coroutine frame that room would push
+  // the frame past the size Asio recycles, and cost a malloc per request.
+  core::top_level_member_capture& usage_capture() noexcept { return usage_capture_; }
 
   void expires_after(std::chrono::steady_clock::duration timeout) { deadline_.expires_after(timeout); }
   void expires_never() noexcept { deadline_.expires_never(); }
@@ -91,6 +96,7 @@ class upstream_connection {
   beast::flat_buffer buffer_;
   std::string head_;
   spare_string spare_body_;
+  core::top_level_member_capture usage_capture_{"usage"};
 };
 
 struct upstream_failure {
