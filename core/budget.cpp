@@ -61,19 +61,25 @@ void budget_tracker::remove_budget(std::string_view provider) {
 
 budget_tracker::rollover budget_tracker::roll(provider_state& s, sys_seconds now) const {
   rollover r;
-  const auto month = month_start(now, zone_);
-  if (month > s.month_start) {
-    r.month = s.month_start != sys_seconds{};
-    s.month_start = month;
-    s.month_spent = 0;
-    s.month_throttled = false;  // the issue: state resets at the month boundary
+  if (now >= s.month_end) {
+    const auto month = month_bounds(now, zone_);
+    if (month.start > s.month_start) {
+      r.month = s.month_start != sys_seconds{};
+      s.month_start = month.start;
+      s.month_end = month.end;
+      s.month_spent = 0;
+      s.month_throttled = false;  // the issue: state resets at the month boundary
+    }
   }
-  const auto day = day_start(now, zone_);
-  if (day > s.day_start) {
-    r.day = s.day_start != sys_seconds{};
-    s.day_start = day;
-    s.day_spent = 0;
-    s.day_exhausted = false;
+  if (now >= s.day_end) {
+    const auto day = day_bounds(now, zone_);
+    if (day.start > s.day_start) {
+      r.day = s.day_start != sys_seconds{};
+      s.day_start = day.start;
+      s.day_end = day.end;
+      s.day_spent = 0;
+      s.day_exhausted = false;
+    }
   }
   return r;
 }
@@ -85,8 +91,8 @@ void budget_tracker::record_spend(std::string_view provider, micro_usd cost, sys
   s.rolled_month = s.rolled_month || r.month;
   s.rolled_day = s.rolled_day || r.day;
   // A record older than the current period belongs to a closed one.
-  if (month_start(at, zone_) == s.month_start) s.month_spent += cost;
-  if (day_start(at, zone_) == s.day_start) s.day_spent += cost;
+  if (at >= s.month_start && at < s.month_end) s.month_spent += cost;
+  if (at >= s.day_start && at < s.day_end) s.day_spent += cost;
 }
 
 void budget_tracker::restore_spend(std::string_view provider, micro_usd month_spent, micro_usd day_spent,
