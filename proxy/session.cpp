@@ -91,9 +91,9 @@ net::awaitable<bool> handle_native_messages(worker_context& worker, client_conne
   co_return co_await relay(worker, client, relay_args, ctx);
 }
 
-// Each route's work is its own coroutine: a coroutine's frame holds every local of every
-// branch, and Asio recycles frames only up to about 1 KiB, so one big handler meant a malloc
-// per request.
+// Each route's work is its own coroutine, so a request pays only for the frame of the route it
+// takes: a coroutine's frame holds every local of every branch, and Asio recycles frames only
+// up to about 1 KiB.
 
 // An OpenAI-compatible provider gets the client's bytes, the model renamed when an alias or a
 // fallback chose another.
