@@ -17,6 +17,24 @@ micro_usd clamp_to_int64(wide v) {
 
 bool has_budget(const std::optional<provider_budget>& b) { return b && b->monthly > 0; }
 
+bool contains(const period_bounds& period, sys_seconds t) { return t >= period.start && t < period.end; }
+
+struct period_change {
+  bool entered = false;  // `current` moved on to a later period
+  bool rolled = false;   // ... and it had held one before: a rollover, not the first period
+};
+
+// Moves `current` on to the period holding `now` once `now` has left it.
+template <class BoundsOf>
+period_change enter_period(period_bounds& current, sys_seconds now, BoundsOf bounds_of) {
+  if (now < current.end) return {};
+  const auto next = bounds_of(now);
+  if (next.start <= current.start) return {};
+  const bool rolled = current.start != sys_seconds{};
+  current = next;
+  return {true, rolled};
+}
+
 }  // namespace
 
 std::string_view throttle_state_name(throttle_state s) noexcept {
@@ -61,25 +79,16 @@ void budget_tracker::remove_budget(std::string_view provider) {
 
 budget_tracker::rollover budget_tracker::roll(provider_state& s, sys_seconds now) const {
   rollover r;
-  if (now >= s.month_end) {
-    const auto month = month_bounds(now, zone_);
-    if (month.start > s.month_start) {
-      r.month = s.month_start != sys_seconds{};
-      s.month_start = month.start;
-      s.month_end = month.end;
-      s.month_spent = 0;
-      s.month_throttled = false;  // the issue: state resets at the month boundary
-    }
+  if (auto month = enter_period(s.month, now, [this](sys_seconds t) { return month_bounds(t, zone_); });
+      month.entered) {
+    r.month = month.rolled;
+    s.month_spent = 0;
+    s.month_throttled = false;  // the issue: state resets at the month boundary
   }
-  if (now >= s.day_end) {
-    const auto day = day_bounds(now, zone_);
-    if (day.start > s.day_start) {
-      r.day = s.day_start != sys_seconds{};
-      s.day_start = day.start;
-      s.day_end = day.end;
-      s.day_spent = 0;
-      s.day_exhausted = false;
-    }
+  if (auto day = enter_period(s.day, now, [this](sys_seconds t) { return day_bounds(t, zone_); }); day.entered) {
+    r.day = day.rolled;
+    s.day_spent = 0;
+    s.day_exhausted = false;
   }
   return r;
 }
@@ -91,8 +100,8 @@ void budget_tracker::record_spend(std::string_view provider, micro_usd cost, sys
   s.rolled_month = s.rolled_month || r.month;
   s.rolled_day = s.rolled_day || r.day;
   // A record older than the current period belongs to a closed one.
-  if (at >= s.month_start && at < s.month_end) s.month_spent += cost;
-  if (at >= s.day_start && at < s.day_end) s.day_spent += cost;
+  if (contains(s.month, at)) s.month_spent += cost;
+  if (contains(s.day, at)) s.day_spent += cost;
 }
 
 void budget_tracker::restore_spend(std::string_view provider, micro_usd month_spent, micro_usd day_spent,

@@ -101,11 +101,9 @@ class budget_tracker {
  private:
   struct provider_state {
     std::optional<provider_budget> budget;
-    // The current periods, [start, end): a settlement inside them needs no calendar maths.
-    sys_seconds month_start{};
-    sys_seconds month_end{};
-    sys_seconds day_start{};
-    sys_seconds day_end{};
+    // The current periods: a settlement inside them needs no calendar maths.
+    period_bounds month{};
+    period_bounds day{};
     micro_usd month_spent = 0;
     micro_usd day_spent = 0;
     bool month_throttled = false;  // hysteresis latch
