@@ -1,4 +1,5 @@
 #include "core/config.hpp"
+#include "tests/unit/env_map.hpp"
 
 #include <doctest/doctest.h>
 
@@ -8,14 +9,7 @@
 namespace {
 
 using tollgate::core::load_config;
-
-tollgate::core::env_lookup env_of(std::map<std::string, std::string> values) {
-  return [values = std::move(values)](std::string_view name) -> std::optional<std::string> {
-    auto it = values.find(std::string(name));
-    if (it == values.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using tollgate::testing::env_of;
 
 }  // namespace
 

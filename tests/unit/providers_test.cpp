@@ -1,4 +1,5 @@
 #include "core/config.hpp"
+#include "tests/unit/env_map.hpp"
 #include "core/providers.hpp"
 
 #include <doctest/doctest.h>
@@ -10,13 +11,7 @@ namespace {
 
 using namespace tollgate::core;
 
-env_lookup env_of(std::map<std::string, std::string> values) {
-  return [values = std::move(values)](std::string_view name) -> std::optional<std::string> {
-    auto it = values.find(std::string(name));
-    if (it == values.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using tollgate::testing::env_of;
 
 provider_set load(std::map<std::string, std::string> values) {
   auto cfg = load_config(env_of(std::move(values)), 1);
