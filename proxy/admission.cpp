@@ -20,7 +20,7 @@ namespace json = boost::json;
 
 // The identity headers in one pass over the request's fields: looking each of the five up by
 // name costs a case-insensitive tree search apiece. The first occurrence of each counts.
-core::caller_headers caller_headers_of(const arena_fields& headers) {
+core::caller_headers caller_headers_of(const client_request& request) {
   core::caller_headers h;
   unsigned seen = 0;
   auto take = [&seen](unsigned bit, std::string_view& slot, std::string_view value) {
@@ -29,7 +29,7 @@ core::caller_headers caller_headers_of(const arena_fields& headers) {
     slot = value;
   };
   constexpr std::string_view prefix = "x-tollgate-";
-  for (const auto& f : headers) {
+  for (const auto& f : request.fields()) {
     if (f.name() == http::field::authorization) {
       take(1, h.authorization, f.value());
       continue;
@@ -84,9 +84,9 @@ std::string describe_limit(const core::quota_rejection& r) {
 
 }  // namespace
 
-std::optional<admission_refusal> identify_caller(const worker_context& worker, const arena_fields& headers,
+std::optional<admission_refusal> identify_caller(const worker_context& worker, const client_request& request,
                                                  request_context& ctx) {
-  auto result = core::identify_caller(worker.policy->keys, caller_headers_of(headers), worker.config.require_key);
+  auto result = core::identify_caller(worker.policy->keys, caller_headers_of(request), worker.config.require_key);
   if (auto* identity = std::get_if<core::caller_identity>(&result)) {
     ctx.caller = std::move(*identity);
     return std::nullopt;

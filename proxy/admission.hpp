@@ -3,7 +3,7 @@
 #include "core/errors.hpp"
 #include "core/quota.hpp"
 #include "proxy/asio.hpp"
-#include "proxy/header_arena.hpp"
+#include "proxy/client_request.hpp"
 #include "proxy/request_context.hpp"
 #include "proxy/worker_context.hpp"
 
@@ -28,7 +28,7 @@ struct admission_refusal {
 
 // The admit phase, part one: who is calling (ctx.caller). Refuses a missing or unknown key
 // when TOLLGATE_REQUIRE_KEY is on, and malformed x-tollgate-* headers.
-std::optional<admission_refusal> identify_caller(const worker_context& worker, const arena_fields& headers,
+std::optional<admission_refusal> identify_caller(const worker_context& worker, const client_request& request,
                                                  request_context& ctx);
 
 // What admission needs from the request body.

@@ -3,7 +3,6 @@
 #include "proxy/asio.hpp"
 #include "proxy/header_arena.hpp"
 #include "proxy/socket_deadline.hpp"
-#include "proxy/spare_string.hpp"
 
 namespace tollgate::proxy {
 
@@ -25,8 +24,6 @@ class client_connection {
   beast::flat_buffer& read_buffer() noexcept { return buffer_; }
   // Header fields of the request in progress and of its upstream response.
   header_arena& arena() noexcept { return arena_; }
-  // The previous request's body string, for the next one's.
-  spare_string& spare_body() noexcept { return spare_body_; }
 
   void expires_after(std::chrono::steady_clock::duration timeout) { deadline_.expires_after(timeout); }
   void expires_never() noexcept { deadline_.expires_never(); }
@@ -50,7 +47,6 @@ class client_connection {
   socket_deadline deadline_;
   beast::flat_buffer buffer_;
   header_arena arena_;
-  spare_string spare_body_;
 };
 
 }  // namespace tollgate::proxy

@@ -8,9 +8,9 @@
 
 namespace tollgate::proxy {
 
-// Memory for the header fields of one request and its upstream response. Beast's fields
-// allocate every header line separately; served from here, a request's dozen or so header
-// lines cost no malloc. Owned by the client's connection; everything allocated from it is
+// Memory for the header fields Beast parses on a client's connection: the upstream response's,
+// and a request's when it was not the plain shape (see request_reader). Beast's fields
+// allocate every header line separately; served from here, a dozen or so lines cost no malloc. Owned by the client's connection; everything allocated from it is
 // freed by the end of each request, which starts it over. Requests whose headers do not fit
 // fall back to the heap for the excess.
 class header_arena {
@@ -65,6 +65,5 @@ class arena_allocator {
 
 // The data plane's HTTP messages keep their header fields in the connection's arena.
 using arena_fields = http::basic_fields<arena_allocator<char>>;
-using request_message = http::request<http::string_body, arena_fields>;
 
 }  // namespace tollgate::proxy

@@ -97,18 +97,16 @@ void disconnect_sweeper::tick() {
 }
 
 namespace {
-// A body piece is ready once the parser has decoded some body bytes or the message is over.
-constexpr auto piece_ready = [](const upstream_parser& parser) {
-  return parser.is_done() || !parser.get().body().empty();
-};
+// A body piece is ready once some body bytes are decoded or the message is over.
+constexpr auto piece_ready = [](upstream_response& response) { return response.is_done() || !response.body().empty(); };
 }  // namespace
 
-bool take_buffered_body(upstream_connection& connection, upstream_parser& parser, error_code& ec) {
-  return parse_buffered(connection.read_buffer(), parser, ec, piece_ready);
+bool take_buffered_body(upstream_connection& connection, error_code& ec) {
+  return parse_buffered(connection.read_buffer(), connection.response(), ec, piece_ready);
 }
 
-net::awaitable<error_code> read_body_piece(upstream_connection& connection, upstream_parser& parser) {
-  return read_until(connection, parser, piece_ready);
+net::awaitable<error_code> read_body_piece(upstream_connection& connection) {
+  return read_until(connection, connection.response(), piece_ready);
 }
 
 // Beast reports a peer that closed the connection in its HTTP category too; that is a
@@ -175,7 +173,7 @@ bool is_hop_by_hop(http::field name) {
   }
 }
 
-void copy_end_to_end_headers(std::string& out, const arena_fields& fields) {
+void copy_end_to_end_headers(std::string& out, std::span<const header_field> fields) {
   for (const auto& f : fields) {
     if (is_hop_by_hop(f.name())) continue;
     http_out::add_header(out, f.name_string(), f.value());
@@ -211,7 +209,7 @@ using clock = std::chrono::steady_clock;
 
 // Only the client's end-to-end headers an upstream of the same API understands go through:
 // a translated request carries none of them.
-bool forwards_client_header(const relay_request& request, const arena_fields::value_type& f) {
+bool forwards_client_header(const relay_request& request, const header_field& f) {
   if (request.mode == relay_mode::translated) return false;
   // With its own key the provider gets that; a virtual key is tollgate's, never the provider's.
   bool own_key = !request.provider.config->api_key.empty() || request.withhold_client_key;
@@ -240,11 +238,11 @@ void upstream_request_head(const relay_request& request, std::string& head) {
   head += request.upstream_path;
   head += " HTTP/1.1\r\n";
   head += request.provider.fixed_headers;
-  for (const auto& f : request.client_request)
+  for (const auto& f : request.from_client.fields())
     if (forwards_client_header(request, f)) http_out::add_header(head, f.name_string(), f.value());
   for (const auto& [name, value] : request.extra_headers) http_out::add_header(head, name, value);
   if (request.mode == relay_mode::anthropic_passthrough &&
-      request.client_request.find("anthropic-version") == request.client_request.end())
+      !request.from_client.head().has("anthropic-version"))
     http_out::add_header(head, "anthropic-version", "2023-06-01");
   head += "Content-Type: application/json\r\nContent-Length: ";
   head += std::to_string(request.upstream_body.size());
@@ -265,37 +263,36 @@ std::optional<adapters::openai::usage> usage_from_member(const relay_request& re
 
 // A body in the client's own format: passed through as it arrives, its usage captured on the way.
 net::awaitable<bool> relay_plain(worker_context& worker, client_connection& client, const relay_request& request,
-                                 request_context& ctx, upstream_connection& connection, upstream_parser& parser,
-                                 disconnect_watch& watch, bool& upstream_reusable) {
-  auto& response = parser.get();
+                                 request_context& ctx, upstream_connection& connection, disconnect_watch& watch,
+                                 bool& upstream_reusable) {
+  auto& response = connection.response();
   // The request head's buffer, reused: that head went out before the response began.
   std::string& head = connection.head_buffer();
   head.clear();
   http_out::begin_head(head, ctx.upstream_status, request.keep_alive, ctx.id);
-  copy_end_to_end_headers(head, response.base());
-  auto length = parser.content_length();
+  copy_end_to_end_headers(head, response.fields());
+  auto length = response.content_length();
   bool chunked = !length;
   if (length) http_out::end_head_with_length(head, static_cast<std::size_t>(*length));
   else http_out::end_head_chunked(head);
 
   bool meter = ctx.upstream_status / 100 == 2 &&
-               field_value(response, http::field::content_type).find("json") != std::string_view::npos;
+               response.head().value_of(http::field::content_type).find("json") != std::string_view::npos;
   auto& usage_capture = connection.usage_capture();
   usage_capture.reset();
   bool head_sent = false;
   error_code upstream_ec;
-  parser.eager(true);  // one put() decodes everything buffered, not one chunk per call
   auto& body = response.body();
   for (;;) {
-    bool done = parser.is_done();
+    bool done = response.is_done();
     if (!done) {
       if (watch.client_gone()) co_return note_client_gone(worker, ctx);
-      if (!take_buffered_body(connection, parser, upstream_ec)) {
+      if (!take_buffered_body(connection, upstream_ec)) {
         connection.expires_after(worker.config.stream_idle_timeout);
-        upstream_ec = co_await read_body_piece(connection, parser);
+        upstream_ec = co_await read_body_piece(connection);
         if (watch.client_gone()) co_return note_client_gone(worker, ctx);
       }
-      done = !upstream_ec && parser.is_done();
+      done = !upstream_ec && response.is_done();
     }
     if (upstream_ec && !head_sent && body.empty()) {
       // Nothing reached the client yet: it can still get a proper error response.
@@ -335,7 +332,7 @@ net::awaitable<bool> relay_plain(worker_context& worker, client_connection& clie
     if (done) break;
   }
   if (meter && usage_capture.complete()) ctx.usage = usage_from_member(request, usage_capture.value());
-  upstream_reusable = parser.keep_alive();
+  upstream_reusable = response.keep_alive();
   co_return request.keep_alive;
 }
 
@@ -345,16 +342,15 @@ constexpr std::size_t max_translated_body = 16 * 1024 * 1024;
 
 net::awaitable<bool> relay_translated_whole(worker_context& worker, client_connection& client,
                                             const relay_request& request, request_context& ctx,
-                                            upstream_connection& connection, upstream_parser& parser,
-                                            disconnect_watch& watch, bool& upstream_reusable) {
-  auto& response = parser.get();
+                                            upstream_connection& connection, disconnect_watch& watch,
+                                            bool& upstream_reusable) {
+  auto& response = connection.response();
   std::string whole;
-  parser.eager(true);
-  while (!parser.is_done()) {
+  while (!response.is_done()) {
     error_code ec;
-    if (!take_buffered_body(connection, parser, ec)) {
+    if (!take_buffered_body(connection, ec)) {
       connection.expires_after(worker.config.stream_idle_timeout);
-      ec = co_await read_body_piece(connection, parser);
+      ec = co_await read_body_piece(connection);
     }
     if (watch.client_gone()) co_return note_client_gone(worker, ctx);
     whole += response.body();
@@ -365,7 +361,7 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, client_conne
                                               http::make_error_code(http::error::body_limit));
     }
   }
-  upstream_reusable = parser.keep_alive();
+  upstream_reusable = response.keep_alive();
 
   int status = 200;
   std::string body;
@@ -391,7 +387,7 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, client_conne
   http_out::begin_head(out, status, request.keep_alive, ctx.id);
   http_out::add_header(out, "Content-Type", "application/json");
   // A rate-limited caller needs to know when to come back, whichever provider said so.
-  if (auto retry = field_value(response, http::field::retry_after); !retry.empty()) http_out::add_header(out, "Retry-After", retry);
+  if (auto retry = response.head().value_of(http::field::retry_after); !retry.empty()) http_out::add_header(out, "Retry-After", retry);
   http_out::end_head_with_length(out, body.size());
   out += body;
   ctx.response_bytes = body.size();
@@ -406,7 +402,6 @@ net::awaitable<bool> relay(worker_context& worker, client_connection& client, co
   disconnect_watch watch(client, ctx.started);
   const auto& target = request.provider.target;
   std::unique_ptr<upstream_connection> connection;
-  std::optional<upstream_parser> parser;
 
   for (int attempt = 0;; ++attempt) {
     // An idle pooled connection needs no coroutine (each is a frame to allocate).
@@ -436,12 +431,9 @@ net::awaitable<bool> relay(worker_context& worker, client_connection& client, co
     }
     if (!ec && sent < net::buffer_size(out)) ec = co_await write_rest(*connection, out, sent);
     if (!ec) {
-      // The response's fields share the client connection's arena with the request's.
-      parser.emplace(std::piecewise_construct, std::make_tuple(connection->spare_body().take()),
-                     std::make_tuple(arena_allocator<char>(client.arena())));
-      parser->body_limit(boost::none);  // bodies are drained as they arrive, never held whole
-      parser->header_limit(64 * 1024);
-      ec = co_await read_until(*connection, *parser, head_done);
+      // Bodies are drained as they arrive, never held whole; only the head has a limit.
+      connection->response().reset(client.arena(), 64 * 1024);
+      ec = co_await read_until(*connection, connection->response(), head_done);
     }
     if (!ec) break;
     watch.guard(nullptr);
@@ -454,7 +446,8 @@ net::awaitable<bool> relay(worker_context& worker, client_connection& client, co
 
   ctx.upstream_first_byte = clock::now();
   worker.stats.upstream_ttfb.observe(std::chrono::duration<double>(ctx.upstream_first_byte - ctx.upstream_sent).count());
-  ctx.upstream_status = parser->get().result_int();
+  auto& response = connection->response();
+  ctx.upstream_status = response.status();
   ctx.status = ctx.upstream_status;
   if (ctx.upstream_status == 429 || ctx.upstream_status >= 500) {
     ctx.error = core::error_kind::upstream_status;
@@ -464,21 +457,18 @@ net::awaitable<bool> relay(worker_context& worker, client_connection& client, co
   bool success = ctx.upstream_status / 100 == 2;
   bool stream = request.mode == relay_mode::translated
                     ? success && request.stream
-                    : success && field_value(parser->get(), http::field::content_type).starts_with("text/event-stream");
+                    : success && response.head().value_of(http::field::content_type).starts_with("text/event-stream");
   bool upstream_reusable = false;
   bool client_clean = false;
   if (stream)
-    client_clean = co_await relay_events(worker, client, request, ctx, *connection, *parser, watch, upstream_reusable);
+    client_clean = co_await relay_events(worker, client, request, ctx, *connection, watch, upstream_reusable);
   else if (request.mode == relay_mode::translated)
     client_clean =
-        co_await relay_translated_whole(worker, client, request, ctx, *connection, *parser, watch, upstream_reusable);
+        co_await relay_translated_whole(worker, client, request, ctx, *connection, watch, upstream_reusable);
   else
-    client_clean = co_await relay_plain(worker, client, request, ctx, *connection, *parser, watch, upstream_reusable);
+    client_clean = co_await relay_plain(worker, client, request, ctx, *connection, watch, upstream_reusable);
   watch.guard(nullptr);
-  if (upstream_reusable) {
-    connection->spare_body().keep(std::move(parser->get().body()));
-    worker.pool.release(target, std::move(connection));
-  }
+  if (upstream_reusable) worker.pool.release(target, std::move(connection));
   co_return client_clean;
 }
 

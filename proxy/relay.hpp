@@ -3,6 +3,7 @@
 #include "adapters/registry.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/client_connection.hpp"
+#include "proxy/client_request.hpp"
 #include "proxy/request_context.hpp"
 #include "proxy/worker_context.hpp"
 
@@ -20,7 +21,7 @@ enum class relay_mode : std::uint8_t {
 };
 
 struct relay_request {
-  const request_message& client_request;
+  const client_request& from_client;  // its header lines are forwarded in the passthrough modes
   const provider_runtime& provider;
   std::string_view upstream_path;  // below the provider's base path, query string included
   std::string_view upstream_body;

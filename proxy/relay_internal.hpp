@@ -3,8 +3,6 @@
 // Pieces the relay's files share; nothing outside proxy/relay*.cpp includes this.
 #include "proxy/relay.hpp"
 
-#include <boost/beast/core/buffers_suffix.hpp>
-
 #include <sys/socket.h>
 
 #include <array>
@@ -15,43 +13,12 @@
 
 namespace tollgate::proxy::relay_detail {
 
-// Upstream response bodies are handed over piece by piece: the parser appends decoded bytes
-// (chunked framing removed) and the relay drains them after every read. Unlike string_body it
-// never reserves Content-Length up front, so no response is ever held whole.
-struct drained_body {
-  using value_type = std::string;
-
-  class reader {
-   public:
-    template <bool is_request, class Fields>
-    reader(http::header<is_request, Fields>&, value_type& body) : body_(body) {}
-    void init(const boost::optional<std::uint64_t>&, error_code& ec) { ec = {}; }
-    template <class ConstBuffers>
-    std::size_t put(const ConstBuffers& buffers, error_code& ec) {
-      std::size_t total = 0;
-      for (auto piece : beast::buffers_range_ref(buffers)) {
-        body_.append(static_cast<const char*>(piece.data()), piece.size());
-        total += piece.size();
-      }
-      ec = {};
-      return total;
-    }
-    void finish(error_code& ec) { ec = {}; }
-
-   private:
-    value_type& body_;
-  };
-};
-using upstream_parser = http::response_parser<drained_body, arena_allocator<char>>;
-
-// Reads until some body bytes are decoded, the message is complete, or an error occurs.
-// http::async_read_some cannot be used for this: it keeps reading while the parser reports
-// need_more, which it does whenever a read ends just after a chunk's data and before the next
-// chunk-size line; every streamed event would then wait for the one after it.
-net::awaitable<error_code> read_body_piece(upstream_connection& connection, upstream_parser& parser);
+// Reads the connection's response until some body bytes are decoded, the message is complete,
+// or an error occurs: a streamed event goes on as soon as it is in, never waiting for the next.
+net::awaitable<error_code> read_body_piece(upstream_connection& connection);
 // The part of read_body_piece that needs no I/O: decodes what the connection already holds.
 // True when that was enough (ec says how it went); false when a read is needed.
-bool take_buffered_body(upstream_connection& connection, upstream_parser& parser, error_code& ec);
+bool take_buffered_body(upstream_connection& connection, error_code& ec);
 
 class disconnect_sweeper;
 
@@ -125,7 +92,7 @@ core::error_kind classify_mid_body(const error_code& ec);
 std::string describe_failure(const relay_request& request, core::error_kind kind, const error_code& cause,
                              std::uint64_t events);
 bool is_hop_by_hop(http::field name);
-void copy_end_to_end_headers(std::string& out, const arena_fields& fields);
+void copy_end_to_end_headers(std::string& out, std::span<const header_field> fields);
 
 // One non-blocking sendmsg of as much of `buffers` as the socket takes now (at most the first
 // 8 pieces). Most writes fit the socket buffer whole; done this way they skip Asio's op,
@@ -211,7 +178,7 @@ net::awaitable<bool> fail_before_response(worker_context& worker, client_connect
 
 // Relays a server-sent-event (or NDJSON) stream; see relay_stream.cpp.
 net::awaitable<bool> relay_events(worker_context& worker, client_connection& client, const relay_request& request,
-                                  request_context& ctx, upstream_connection& connection, upstream_parser& parser,
-                                  disconnect_watch& watch, bool& upstream_reusable);
+                                  request_context& ctx, upstream_connection& connection, disconnect_watch& watch,
+                                  bool& upstream_reusable);
 
 }  // namespace tollgate::proxy::relay_detail

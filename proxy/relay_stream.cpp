@@ -195,11 +195,11 @@ class pending_write {
 // Each upstream read is framed into events, turned into what the client expects, and written
 // out before the next read.
 net::awaitable<bool> relay_events(worker_context& worker, client_connection& client, const relay_request& request,
-                                  request_context& ctx, upstream_connection& connection, upstream_parser& parser,
-                                  disconnect_watch& watch, bool& upstream_reusable) {
+                                  request_context& ctx, upstream_connection& connection, disconnect_watch& watch,
+                                  bool& upstream_reusable) {
   ctx.stream = true;
   stream_gauge gauge(worker.stats);
-  auto& response = parser.get();
+  auto& response = connection.response();
   // The request head's buffer, reused: that head went out before the response began.
   std::string& head = connection.head_buffer();
   head.clear();
@@ -208,7 +208,7 @@ net::awaitable<bool> relay_events(worker_context& worker, client_connection& cli
     http_out::add_header(head, "Content-Type", "text/event-stream; charset=utf-8");
     http_out::add_header(head, "Cache-Control", "no-cache");
   } else {
-    copy_end_to_end_headers(head, response.base());
+    copy_end_to_end_headers(head, response.fields());
   }
   http_out::end_head_chunked(head);
   // When the first events came with the upstream's header they go out with ours, in one write;
@@ -232,15 +232,14 @@ net::awaitable<bool> relay_events(worker_context& worker, client_connection& cli
   auto on_event = [&](const core::sse_event& event) { handler.on_sse(event, out); };
   auto on_line = [&](std::string_view line) { handler.on_line(line, out); };
   error_code upstream_ec;
-  parser.eager(true);
   auto& body = response.body();
 
-  while (!parser.is_done()) {
+  while (!response.is_done()) {
     if (watch.client_gone()) co_return note_client_gone(worker, ctx);
     error_code ec;
-    if (!take_buffered_body(connection, parser, ec)) {
+    if (!take_buffered_body(connection, ec)) {
       connection.expires_after(worker.config.stream_idle_timeout);
-      ec = co_await read_body_piece(connection, parser);
+      ec = co_await read_body_piece(connection);
       if (watch.client_gone()) co_return note_client_gone(worker, ctx);
     }
     if (!body.empty()) {
@@ -255,7 +254,7 @@ net::awaitable<bool> relay_events(worker_context& worker, client_connection& cli
       break;
     }
     // The last piece goes out below, together with the end of the stream.
-    if (!parser.is_done() && (!out.empty() || !head.empty())) {
+    if (!response.is_done() && (!out.empty() || !head.empty())) {
       auto state = writer.start(client, head, out, false);
       if (state == write_state::pending)
       state = co_await writer.finish(worker, client) ? write_state::done : write_state::failed;
@@ -284,7 +283,7 @@ net::awaitable<bool> relay_events(worker_context& worker, client_connection& cli
     state = co_await writer.finish(worker, client) ? write_state::done : write_state::failed;
   pending_write::settle(head, out, ctx);
   if (state == write_state::failed) co_return note_client_gone(worker, ctx);
-  upstream_reusable = !upstream_ec && parser.keep_alive();
+  upstream_reusable = !upstream_ec && response.keep_alive();
   co_return request.keep_alive;
 }
 

@@ -7,8 +7,8 @@
 #include "proxy/metering.hpp"
 #include "proxy/mock_provider.hpp"
 #include "proxy/http_out.hpp"
-#include "proxy/http_read.hpp"
 #include "proxy/relay.hpp"
+#include "proxy/request_reader.hpp"
 #include "proxy/request_context.hpp"
 
 #include <boost/json.hpp>
@@ -63,7 +63,7 @@ net::awaitable<bool> refuse(worker_context& worker, client_connection& client, r
 
 // Anthropic's front API: only to Anthropic providers, bytes relayed both ways.
 net::awaitable<bool> handle_native_messages(worker_context& worker, client_connection& client,
-                                            const request_message& request, request_context& ctx,
+                                            const client_request& request, request_context& ctx,
                                             bool keep_alive) {
   namespace anthropic = adapters::anthropic;
   auto reject = [&](core::error_kind kind, const std::string& message) {
@@ -97,7 +97,7 @@ net::awaitable<bool> handle_native_messages(worker_context& worker, client_conne
 
 // An OpenAI-compatible provider gets the client's bytes, the model renamed when an alias or a
 // fallback chose another.
-net::awaitable<bool> relay_passthrough(worker_context& worker, client_connection& client, const request_message& request,
+net::awaitable<bool> relay_passthrough(worker_context& worker, client_connection& client, const client_request& request,
                                        request_context& ctx, const openai::front_request& front,
                                        openai::endpoint endpoint, bool keep_alive) {
   const auto& provider = worker.providers[ctx.provider_index];
@@ -112,7 +112,7 @@ net::awaitable<bool> relay_passthrough(worker_context& worker, client_connection
 }
 
 // Mock and translating providers work on the parsed request.
-net::awaitable<bool> serve_parsed(worker_context& worker, client_connection& client, const request_message& request,
+net::awaitable<bool> serve_parsed(worker_context& worker, client_connection& client, const client_request& request,
                                   request_context& ctx, const openai::front_request& front, openai::endpoint endpoint,
                                   bool keep_alive) {
   const auto& provider = worker.providers[ctx.provider_index];
@@ -157,7 +157,7 @@ net::awaitable<bool> serve_parsed(worker_context& worker, client_connection& cli
 
 // admit -> route -> translate -> relay. Returns whether the connection may carry another request.
 net::awaitable<bool> handle_request(worker_context& worker, client_connection& client,
-                                    const request_message& request, request_context& ctx,
+                                    const client_request& request, request_context& ctx,
                                     bool keep_alive) {
   // ctx.method and ctx.path were filled when the header arrived.
   if (ctx.path == "/v1/models") {
@@ -276,19 +276,12 @@ net::awaitable<void> serve_client(worker_context& worker, session_set& sessions,
   session_registration registration(worker, sessions, handle);
   client.read_buffer().reserve(8 * 1024);  // most requests arrive in one read
 
+  const request_limits limits{max_header_bytes, worker.config.max_body_bytes};
+  client_request request;
   for (;;) {
-    http::request_parser<http::string_body, arena_allocator<char>> parser(
-        std::piecewise_construct, std::make_tuple(client.spare_body().take()),
-        std::make_tuple(arena_allocator<char>(client.arena())));
-    parser.header_limit(max_header_bytes);
-    parser.body_limit(worker.config.max_body_bytes);
-    parser.eager(true);  // a body that is all buffered is taken in one put()
     client.expires_after(worker.config.client_idle_timeout);
-    error_code header_ec = co_await read_until(client, parser, head_done);
-    if (header_ec == http::error::end_of_stream || header_ec == beast::error::timeout ||
-        header_ec == net::error::operation_aborted || header_ec == net::error::connection_reset ||
-        header_ec == net::error::bad_descriptor)
-      break;
+    const read_outcome incoming = co_await read_request(client, request, limits);
+    if (incoming.what == read_outcome::kind::closed) break;
 
     busy_scope busy(worker, handle);
     request_context ctx;
@@ -296,47 +289,40 @@ net::awaitable<void> serve_client(worker_context& worker, session_set& sessions,
     ctx.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch()).count();
     ctx.id = worker.next_request_id();
+    if (incoming.has_head) {
+      ctx.method = request.method_string();
+      ctx.path = path_of(request.target());
+    }
     bool keep_alive = false;
     bool clean = false;
-    if (header_ec == http::error::body_limit) {
-      clean = co_await reply_error(worker, client, ctx, core::error_kind::payload_too_large,
-                                   "Request body exceeds TOLLGATE_MAX_BODY_BYTES (" +
-                                       std::to_string(worker.config.max_body_bytes) + " bytes).",
-                                   false);
-    } else if (header_ec) {
-      clean = co_await reply_error(worker, client, ctx, core::error_kind::bad_request,
-                                   "Malformed HTTP request: " + header_ec.message() + ".", false);
-    } else {
-      ctx.method = parser.get().method_string();
-      ctx.path = path_of(parser.get().target());
-      error_code body_ec;
-      if (!parser.is_done()) {
-        // curl and some SDKs wait for this before sending a body over 1 KiB.
-        if (beast::iequals(field_value(parser.get(), http::field::expect), "100-continue")) {
-          static constexpr std::string_view proceed = "HTTP/1.1 100 Continue\r\n\r\n";
-          co_await net::async_write(client, net::buffer(proceed), use_nothrow);
-        }
-        body_ec = co_await read_until(client, parser, message_done);
-      }
-      if (body_ec == http::error::body_limit) {
+    switch (incoming.what) {
+      case read_outcome::kind::too_large:
         clean = co_await reply_error(worker, client, ctx, core::error_kind::payload_too_large,
                                      "Request body exceeds TOLLGATE_MAX_BODY_BYTES (" +
                                          std::to_string(worker.config.max_body_bytes) + " bytes).",
                                      false);
-      } else if (body_ec) {
+        break;
+      case read_outcome::kind::malformed:
+        clean = co_await reply_error(worker, client, ctx, core::error_kind::bad_request,
+                                     "Malformed HTTP request: " + incoming.ec.message() + ".", false);
+        break;
+      case read_outcome::kind::body_lost:
         ctx.error = core::error_kind::client_disconnected;
         ctx.status = core::describe(core::error_kind::client_disconnected).http_status;
-      } else {
+        break;
+      case read_outcome::kind::request:
         // Serving may take as long as the upstream needs; only waits on the client time out.
         client.expires_never();
         // Draining: answer what was already sent, then close rather than wait for more.
-        keep_alive = parser.keep_alive() && !worker.draining.load(std::memory_order_relaxed);
-        clean = co_await handle_request(worker, client, parser.get(), ctx, keep_alive);
-      }
+        keep_alive = incoming.keep_alive && !worker.draining.load(std::memory_order_relaxed);
+        clean = co_await handle_request(worker, client, request, ctx, keep_alive);
+        break;
+      case read_outcome::kind::closed:
+        break;
     }
     account(worker, ctx);
     if (!clean || !keep_alive) break;
-    client.spare_body().keep(std::move(parser.get().body()));
+    request.reset(0);
   }
   client.socket().shutdown(tcp::socket::shutdown_send, ignored);
   client.socket().close(ignored);

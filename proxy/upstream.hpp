@@ -4,7 +4,7 @@
 #include "core/json_scan.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/socket_deadline.hpp"
-#include "proxy/spare_string.hpp"
+#include "proxy/upstream_response.hpp"
 
 #include <boost/system/result.hpp>
 
@@ -48,8 +48,8 @@ class upstream_connection {
   // its capacity carries over from request to request instead of being allocated for each.
   // Bounded by the header size limits on both sides.
   std::string& head_buffer() noexcept { return head_; }
-  // The previous response's body string, for the next one's.
-  spare_string& spare_body() noexcept { return spare_body_; }
+  // The response being read; its memory carries over from response to response.
+  upstream_response& response() noexcept { return response_; }
   // The scan for a whole response's usage member. Kept here, like the buffers, because it
   // carries room for the member inline: in the relay's coroutine frame that room would push
   // the frame past the size Asio recycles, and cost a malloc per request.
@@ -95,7 +95,7 @@ class upstream_connection {
   socket_deadline deadline_;
   beast::flat_buffer buffer_;
   std::string head_;
-  spare_string spare_body_;
+  upstream_response response_;
   core::top_level_member_capture usage_capture_{"usage"};
 };
 

@@ -1,0 +1,67 @@
+#pragma once
+
+#include "proxy/asio.hpp"
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tollgate::proxy {
+
+// One header line of a message tollgate received.
+class header_field {
+ public:
+  header_field(http::field code, std::string_view name, std::string_view value) noexcept
+      : code_(code), name_(name), value_(value) {}
+  http::field name() const noexcept { return code_; }  // field::unknown for names Beast does not know
+  std::string_view name_string() const noexcept { return name_; }  // as sent
+  std::string_view value() const noexcept { return value_; }
+
+ private:
+  http::field code_;
+  std::string_view name_;
+  std::string_view value_;
+};
+
+// A received message's head: its header lines as a flat list over one copy of the head's text.
+// Beast's fields keep every line in its own node of a list and of an ordered index; a message
+// tollgate receives is read once and scanned a few times, never edited. Reused from message to
+// message on a connection, so after the first it allocates nothing.
+class header_block {
+ public:
+  // Starts the next message, keeping the memory, with room for `text_bytes` of kept text.
+  void reset(std::size_t text_bytes) {
+    text_.clear();
+    text_.reserve(text_bytes);
+    fields_.clear();
+  }
+  // A copy of `text` that lives as long as this message: what every view in the block points
+  // into. The total kept must stay within the text_bytes given to reset(), so earlier views
+  // stay valid.
+  std::string_view keep(std::string_view text) noexcept {
+    const std::size_t at = text_.size();
+    text_.append(text);
+    return std::string_view(text_).substr(at);
+  }
+  void add(http::field code, std::string_view name, std::string_view value) { fields_.emplace_back(code, name, value); }
+
+  std::span<const header_field> fields() const noexcept { return fields_; }
+  // The first value of a header, or "" when absent.
+  std::string_view value_of(http::field name) const noexcept {
+    for (const auto& f : fields_)
+      if (f.name() == name) return f.value();
+    return {};
+  }
+  bool has(std::string_view name) const noexcept {
+    for (const auto& f : fields_)
+      if (beast::iequals(f.name_string(), name)) return true;
+    return false;
+  }
+
+ private:
+  std::string text_;
+  std::vector<header_field> fields_;
+};
+
+}  // namespace tollgate::proxy

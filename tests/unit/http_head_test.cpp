@@ -1,0 +1,253 @@
+#include "core/http_head.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+
+using tollgate::core::body_framing;
+using tollgate::core::head_status;
+using tollgate::core::max_plain_headers;
+using tollgate::core::read_response_head;
+using tollgate::core::response_head;
+using tollgate::core::read_request_head;
+using tollgate::core::request_head;
+using namespace std::string_view_literals;
+
+namespace {
+
+head_status status_of(std::string_view bytes) {
+  request_head head;
+  return read_request_head(bytes, head);
+}
+
+std::string with_headers(std::string_view lines) {
+  return "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n" + std::string(lines) + "\r\n";
+}
+
+}  // namespace
+
+TEST_CASE("http head: a typical SDK request") {
+  const std::string bytes =
+      "POST /v1/chat/completions?x=1 HTTP/1.1\r\n"
+      "Host: localhost:8080\r\n"
+      "content-type: application/json\r\n"
+      "Authorization:Bearer sk-1 \t\r\n"
+      "X-Empty:\r\n"
+      "Content-Length: 27\r\n"
+      "\r\n"
+      "{\"model\":\"m\",\"messages\":[]}";
+  request_head head;
+  REQUIRE(read_request_head(bytes, head) == head_status::complete);
+  CHECK(head.method == "POST");
+  CHECK(head.target == "/v1/chat/completions?x=1");
+  CHECK(head.http11);
+  CHECK(head.keep_alive);
+  CHECK(head.content_length == 27);
+  CHECK(bytes.substr(head.head_bytes) == R"({"model":"m","messages":[]})");
+  REQUIRE(head.headers.count == 5);
+  CHECK(head.headers.lines[0].name == "Host");
+  CHECK(head.headers.lines[0].value == "localhost:8080");
+  CHECK(head.headers.lines[1].name == "content-type");
+  CHECK(head.headers.lines[2].value == "Bearer sk-1");  // blanks around the value are not part of it
+  CHECK(head.headers.lines[3].value.empty());
+  CHECK(head.headers.lines[4].value == "27");
+}
+
+TEST_CASE("http head: every prefix of a head is incomplete, never misread") {
+  const std::string head_text =
+      "GET /v1/models HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
+  for (std::size_t n = 0; n < head_text.size(); ++n) {
+    INFO("prefix of ", n, " bytes");
+    CHECK(status_of(std::string_view(head_text).substr(0, n)) == head_status::incomplete);
+  }
+  request_head head;
+  REQUIRE(read_request_head(head_text + "GET / HTTP/1.1\r\n", head) == head_status::complete);
+  CHECK(head.head_bytes == head_text.size());  // a pipelined request after it is left alone
+  CHECK(head.content_length == 0);
+}
+
+TEST_CASE("http head: keep-alive follows the version and the Connection options") {
+  struct example {
+    std::string_view bytes;
+    bool keep_alive;
+  };
+  const example examples[] = {
+      {"GET / HTTP/1.1\r\n\r\n", true},
+      {"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false},
+      {"GET / HTTP/1.1\r\nconnection: Keep-Alive\r\n\r\n", true},
+      {"GET / HTTP/1.0\r\n\r\n", false},
+      {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true},
+      {"GET / HTTP/1.0\r\nCONNECTION: , KEEP-ALIVE ,\r\n\r\n", true},
+  };
+  for (const auto& e : examples) {
+    INFO(e.bytes);
+    request_head head;
+    REQUIRE(read_request_head(e.bytes, head) == head_status::complete);
+    CHECK(head.keep_alive == e.keep_alive);
+  }
+}
+
+TEST_CASE("http head: Content-Length in any case, once, digits only") {
+  request_head head;
+  REQUIRE(read_request_head(with_headers("CONTENT-LENGTH: 007\r\n"), head) == head_status::complete);
+  CHECK(head.content_length == 7);
+  REQUIRE(read_request_head(with_headers("Content-Length: 999999999999999999\r\n"), head) == head_status::complete);
+  CHECK(head.content_length == 999'999'999'999'999'999ULL);
+  CHECK(status_of(with_headers("Content-Length: 1\r\nContent-Length: 1\r\n")) == head_status::unusual);
+  CHECK(status_of(with_headers("Content-Length: 1000000000000000000\r\n")) == head_status::unusual);
+  CHECK(status_of(with_headers("Content-Length: -1\r\n")) == head_status::unusual);
+  CHECK(status_of(with_headers("Content-Length: 1 2\r\n")) == head_status::unusual);
+  CHECK(status_of(with_headers("Content-Length: 0x10\r\n")) == head_status::unusual);
+  CHECK(status_of(with_headers("Content-Length:\r\n")) == head_status::unusual);
+}
+
+TEST_CASE("http head: what is not the plain shape is left to the general parser") {
+  const std::string_view unusual[] = {
+      // framing and protocol switches
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+      "GET / HTTP/1.1\r\nConnection: TE\r\n\r\n",
+      "GET / HTTP/1.1\r\nConnection: close, keep-alive\r\n\r\n",
+      // line structure
+      "GET / HTTP/1.1\nHost: a\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\n\n",
+      "GET / HTTP/1.1\r\nHost: a\r\n\rX",
+      "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+      "\r\nGET / HTTP/1.1\r\n\r\n",
+      // request line
+      "GET  / HTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1 \r\n\r\n",
+      "GET /\r\n\r\n",
+      "GET / HTTP/2.0\r\n\r\n",
+      "GET / http/1.1\r\n\r\n",
+      "G(T / HTTP/1.1\r\n\r\n",
+      "GET /a\x7f HTTP/1.1\r\n\r\n",
+      "GET /\xc3\xa9 HTTP/1.1\r\n\r\n",
+      // header lines
+      "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+      "GET / HTTP/1.1\r\n: a\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: a\x01\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: a\x7f\r\n\r\n",
+  };
+  for (std::string_view bytes : unusual) {
+    INFO(doctest::toString(std::string(bytes)));
+    CHECK(status_of(bytes) == head_status::unusual);
+  }
+  // A NUL inside a value (std::string_view literals would stop at it).
+  CHECK(status_of(with_headers(std::string("X-A: a\0b\r\n", 10))) == head_status::unusual);
+}
+
+TEST_CASE("http head: values may carry obs-text and tabs") {
+  request_head head;
+  REQUIRE(read_request_head(with_headers("X-Name: Jos\xc3\xa9\tsmith\r\n"), head) == head_status::complete);
+  CHECK(head.headers.lines[1].value == "Jos\xc3\xa9\tsmith");
+}
+
+TEST_CASE("http head: more header lines than it keeps is unusual, exactly that many is not") {
+  std::string lines;
+  for (std::size_t i = 1; i < max_plain_headers; ++i) lines += "X-" + std::to_string(i) + ": v\r\n";
+  request_head head;
+  REQUIRE(read_request_head(with_headers(lines), head) == head_status::complete);
+  CHECK(head.headers.count == max_plain_headers);
+  CHECK(status_of(with_headers(lines + "X-Last: v\r\n")) == head_status::unusual);
+}
+
+TEST_CASE("http head: SWAR scanning finds a control byte at every position of a value") {
+  for (std::size_t at = 0; at < 24; ++at) {
+    for (char bad : {'\x00', '\x01', '\x0b', '\x1f', '\x7f', '\n', '\r'}) {
+      std::string value(24, 'v');
+      value[at] = bad;
+      INFO("byte ", static_cast<int>(bad), " at ", at);
+      CHECK(status_of(with_headers("X-A: " + value + "\r\n")) == head_status::unusual);
+    }
+    std::string tabbed(24, 'v');
+    tabbed[at] = '\t';
+    request_head head;
+    REQUIRE(read_request_head(with_headers("X-A: " + tabbed + "\r\n"), head) == head_status::complete);
+    std::string_view expected(tabbed);  // a tab at either end is a blank around the value
+    if (at == 0) expected.remove_prefix(1);
+    if (at == 23) expected.remove_suffix(1);
+    CHECK(head.headers.lines[1].value == expected);
+  }
+}
+
+TEST_CASE("http head: a provider's response") {
+  const std::string bytes =
+      "HTTP/1.1 200 OK\r\n"
+      "Date: Sun, 22 Nov 2026 08:00:00 GMT\r\n"
+      "Content-Type: application/json\r\n"
+      "Content-Length: 2\r\n"
+      "x-request-id: abc\r\n"
+      "\r\n"
+      "{}";
+  response_head head;
+  REQUIRE(read_response_head(bytes, head) == head_status::complete);
+  CHECK(head.status == 200);
+  CHECK(head.http11);
+  CHECK(head.keep_alive);
+  CHECK(head.framing == body_framing::length);
+  CHECK(head.content_length == 2);
+  CHECK(bytes.substr(head.head_bytes) == "{}");
+  REQUIRE(head.headers.count == 4);
+  CHECK(head.headers.lines[0].value == "Sun, 22 Nov 2026 08:00:00 GMT");
+  CHECK(head.headers.lines[3].name == "x-request-id");
+  for (std::size_t n = 0; n < head.head_bytes; ++n) {
+    INFO("prefix of ", n, " bytes");
+    CHECK(read_response_head(std::string_view(bytes).substr(0, n), head) == head_status::incomplete);
+  }
+}
+
+TEST_CASE("http head: how a response's body is delimited") {
+  struct example {
+    std::string_view bytes;
+    body_framing framing;
+    bool keep_alive;
+  };
+  const example examples[] = {
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", body_framing::chunked, true},
+      {"HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\nConnection: close\r\n\r\n", body_framing::chunked, false},
+      {"HTTP/1.1 200 OK\r\n\r\n", body_framing::until_close, false},
+      {"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", body_framing::length, false},
+      {"HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n", body_framing::length, true},
+      {"HTTP/1.1 204 No Content\r\n\r\n", body_framing::none, true},
+      {"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", body_framing::none, true},
+      {"HTTP/1.1 100 Continue\r\n\r\n", body_framing::none, true},
+      {"HTTP/1.1 500 \r\nContent-Length: 0\r\n\r\n", body_framing::length, true},  // empty reason
+  };
+  for (const auto& e : examples) {
+    INFO(e.bytes);
+    response_head head;
+    REQUIRE(read_response_head(e.bytes, head) == head_status::complete);
+    CHECK(head.framing == e.framing);
+    CHECK(head.keep_alive == e.keep_alive);
+  }
+}
+
+TEST_CASE("http head: responses that are not the plain shape") {
+  const std::string_view unusual[] = {
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n",
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+      "HTTP/1.1 200\r\n\r\n",
+      "HTTP/1.1 20 OK\r\n\r\n",
+      "HTTP/1.1 2x0 OK\r\n\r\n",
+      "HTTP/1.1 099 OK\r\n\r\n",
+      "HTTP/2 200 OK\r\n\r\n",
+      "HTTP/1.1  200 OK\r\n\r\n",
+      "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\n\r\n",
+      "ICY 200 OK\r\n\r\n",
+  };
+  for (std::string_view bytes : unusual) {
+    INFO(doctest::toString(std::string(bytes)));
+    response_head head;
+    CHECK(read_response_head(bytes, head) == head_status::unusual);
+  }
+}
