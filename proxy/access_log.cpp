@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cstring>
 #include <ctime>
 #include <unistd.h>
 
@@ -21,31 +22,48 @@ void write_all(int fd, const char* data, std::size_t size) noexcept {
   }
 }
 
-void append_number(std::string& out, std::uint64_t value) {
-  char text[20];
-  auto [end, ec] = std::to_chars(text, text + sizeof text, value);
-  out.append(text, end);
-}
+// The cursor record() writes a line through. Room is made before the line starts.
+class line_cursor {
+ public:
+  explicit line_cursor(char* at) noexcept : at_(at) {}
+  char* end() const noexcept { return at_; }
 
-// "%.3f" of the duration in milliseconds, without printf: microseconds, rounded.
-void append_millis(std::string& out, std::chrono::steady_clock::duration d) {
-  auto micros = std::chrono::round<std::chrono::microseconds>(d).count();
-  if (micros < 0) {
-    out.push_back('-');
-    micros = -micros;
+  template <std::size_t N>
+  void literal(const char (&text)[N]) noexcept {
+    std::memcpy(at_, text, N - 1);
+    at_ += N - 1;
   }
-  auto whole = static_cast<std::uint64_t>(micros) / 1000;
-  auto fraction = static_cast<unsigned>(static_cast<std::uint64_t>(micros) % 1000);
-  append_number(out, whole);
-  char digits[4] = {'.', static_cast<char>('0' + fraction / 100), static_cast<char>('0' + fraction / 10 % 10),
-                    static_cast<char>('0' + fraction % 10)};
-  out.append(digits, sizeof digits);
-}
+  void boolean(bool value) noexcept {
+    if (value) literal("true");
+    else literal("false");
+  }
+  void number(std::uint64_t value) noexcept { at_ = std::to_chars(at_, at_ + 20, value).ptr; }
+  void string(std::string_view text) noexcept { at_ = write_json_string(at_, text); }
+  // "%.3f" of the duration in milliseconds, without printf: microseconds, rounded.
+  void millis(std::chrono::steady_clock::duration d) noexcept {
+    auto micros = std::chrono::round<std::chrono::microseconds>(d).count();
+    if (micros < 0) {
+      *at_++ = '-';
+      micros = -micros;
+    }
+    number(static_cast<std::uint64_t>(micros) / 1000);
+    const auto fraction = static_cast<unsigned>(static_cast<std::uint64_t>(micros) % 1000);
+    at_[0] = '.';
+    at_[1] = static_cast<char>('0' + fraction / 100);
+    at_[2] = static_cast<char>('0' + fraction / 10 % 10);
+    at_[3] = static_cast<char>('0' + fraction % 10);
+    at_ += 4;
+  }
+  void advance_to(char* at) noexcept { at_ = at; }
+
+ private:
+  char* at_;
+};
 
 }  // namespace
 
 // The date and time change once a second: strftime runs then, not per line.
-void access_log::append_timestamp(std::string& out) {
+char* access_log::write_timestamp(char* out) {
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
   if (now.tv_sec != cached_second_) {
@@ -54,112 +72,137 @@ void access_log::append_timestamp(std::string& out) {
     cached_length_ = std::strftime(cached_text_, sizeof cached_text_, "%Y-%m-%dT%H:%M:%S", &utc);
     cached_second_ = now.tv_sec;
   }
-  out.append(cached_text_, cached_length_);
-  auto millis = static_cast<unsigned>(now.tv_nsec / 1'000'000);
-  char tail[5] = {'.', static_cast<char>('0' + millis / 100), static_cast<char>('0' + millis / 10 % 10),
-                  static_cast<char>('0' + millis % 10), 'Z'};
-  out.append(tail, sizeof tail);
+  std::memcpy(out, cached_text_, cached_length_);
+  out += cached_length_;
+  const auto millis = static_cast<unsigned>(now.tv_nsec / 1'000'000);
+  out[0] = '.';
+  out[1] = static_cast<char>('0' + millis / 100);
+  out[2] = static_cast<char>('0' + millis / 10 % 10);
+  out[3] = static_cast<char>('0' + millis % 10);
+  out[4] = 'Z';
+  return out + 5;
 }
 
 namespace {
+// memcpy's pointers must be valid even for zero bytes, and an empty view may hold nullptr.
+char* copy_run(char* out, const char* from, const char* to) noexcept {
+  if (from == to) return out;
+  std::memcpy(out, from, static_cast<std::size_t>(to - from));
+  return out + (to - from);
+}
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view text) {
+char* write_json_string(char* out, std::string_view text) noexcept {
   static constexpr char hex[] = "0123456789abcdef";
-  out.push_back('"');
+  *out++ = '"';
   // Log fields rarely need escaping: copy the runs between escapes whole.
-  std::size_t run = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    auto u = static_cast<unsigned char>(text[i]);
+  const char* run = text.data();
+  const char* const end = run + text.size();
+  for (const char* p = run; p != end; ++p) {
+    const auto u = static_cast<unsigned char>(*p);
     if (u >= 0x20 && u != '"' && u != '\\') continue;
-    out.append(text, run, i - run);
-    run = i + 1;
+    out = copy_run(out, run, p);
+    run = p + 1;
+    *out++ = '\\';
     switch (u) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"': *out++ = '"'; break;
+      case '\\': *out++ = '\\'; break;
+      case '\n': *out++ = 'n'; break;
+      case '\r': *out++ = 'r'; break;
+      case '\t': *out++ = 't'; break;
       default:
-        out += "\\u00";
-        out.push_back(hex[u >> 4]);
-        out.push_back(hex[u & 0xf]);
+        std::memcpy(out, "u00", 3);
+        out[3] = hex[u >> 4];
+        out[4] = hex[u & 0xf];
+        out += 5;
     }
   }
-  out.append(text, run);
-  out.push_back('"');
+  out = copy_run(out, run, end);
+  *out++ = '"';
+  return out;
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  const std::size_t at = out.size();
+  out.resize(at + 2 + 6 * text.size());
+  out.resize(static_cast<std::size_t>(write_json_string(out.data() + at, text) - out.data()));
 }
 
 void access_log::record(const request_context& ctx) {
   if (!enabled_) return;
-  // Model and path come from clients: cap them so one request cannot produce a line too
-  // long to be written atomically.
+  if (used_ > flush_threshold) flush();  // the caller flushes at the threshold; this keeps room regardless
+  // Model, path and provider name are capped so every line fits max_line_bytes, and can be
+  // written atomically.
   constexpr std::size_t max_field = 256;
-  std::string& out = buffer_;
-  out += "{\"event\":\"request\",\"ts\":\"";
-  append_timestamp(out);
-  out += "\",\"request_id\":";
-  append_json_string(out, ctx.id);
-  out += ",\"method\":";
-  append_json_string(out, ctx.method.substr(0, 16));
-  out += ",\"path\":";
-  append_json_string(out, std::string_view(ctx.path).substr(0, max_field));
-  out += ",\"status\":";
-  append_number(out, static_cast<std::uint64_t>(ctx.status));
-  out += ",\"model\":";
-  append_json_string(out, std::string_view(ctx.model).substr(0, max_field));
+  static_assert(2 + 6 * (request_id::max_size + 16 + 3 * max_field + 64) + 1024 <= max_line_bytes);
+  line_cursor out(buffer_.get() + used_);
+  out.literal("{\"event\":\"request\",\"ts\":\"");
+  out.advance_to(write_timestamp(out.end()));
+  out.literal("\",\"request_id\":");
+  out.string(ctx.id);
+  out.literal(",\"method\":");
+  out.string(ctx.method.substr(0, 16));
+  out.literal(",\"path\":");
+  out.string(std::string_view(ctx.path).substr(0, max_field));
+  out.literal(",\"status\":");
+  out.number(static_cast<std::uint64_t>(ctx.status));
+  out.literal(",\"model\":");
+  out.string(std::string_view(ctx.model).substr(0, max_field));
   if (ctx.provider) {
-    out += ",\"provider\":";
-    append_json_string(out, ctx.provider->name);
+    out.literal(",\"provider\":");
+    out.string(std::string_view(ctx.provider->name).substr(0, max_field));
   }
-  out += ",\"stream\":";
-  out += ctx.stream ? "true" : "false";
-  out += ",\"upstream_status\":";
-  append_number(out, static_cast<std::uint64_t>(ctx.upstream_status));
-  out += ",\"ttfb_ms\":";
-  if (ctx.upstream_first_byte != steady_time{}) append_millis(out, ctx.upstream_first_byte - ctx.upstream_sent);
-  else out += "null";
-  out += ",\"duration_ms\":";
-  append_millis(out, ctx.finished - ctx.started);
+  out.literal(",\"stream\":");
+  out.boolean(ctx.stream);
+  out.literal(",\"upstream_status\":");
+  out.number(static_cast<std::uint64_t>(ctx.upstream_status));
+  out.literal(",\"ttfb_ms\":");
+  if (ctx.upstream_first_byte != steady_time{}) out.millis(ctx.upstream_first_byte - ctx.upstream_sent);
+  else out.literal("null");
+  out.literal(",\"duration_ms\":");
+  out.millis(ctx.finished - ctx.started);
   if (ctx.usage) {
-    out += ",\"prompt_tokens\":";
-    append_number(out, ctx.usage->prompt_tokens);
-    out += ",\"completion_tokens\":";
-    append_number(out, ctx.usage->completion_tokens);
-    out += ",\"cached_prompt_tokens\":";
-    append_number(out, ctx.usage->cached_prompt_tokens);
-    out += ctx.usage_estimated ? ",\"usage_source\":\"estimated\"" : ",\"usage_source\":\"upstream\"";
+    out.literal(",\"prompt_tokens\":");
+    out.number(ctx.usage->prompt_tokens);
+    out.literal(",\"completion_tokens\":");
+    out.number(ctx.usage->completion_tokens);
+    out.literal(",\"cached_prompt_tokens\":");
+    out.number(ctx.usage->cached_prompt_tokens);
+    if (ctx.usage_estimated) out.literal(",\"usage_source\":\"estimated\"");
+    else out.literal(",\"usage_source\":\"upstream\"");
   } else {
-    out += ",\"prompt_tokens\":null,\"completion_tokens\":null,\"cached_prompt_tokens\":null";
+    out.literal(",\"prompt_tokens\":null,\"completion_tokens\":null,\"cached_prompt_tokens\":null");
   }
   if (ctx.stream) {
-    out += ",\"stream_completed\":";
-    out += ctx.stream_completed ? "true" : "false";
-    out += ",\"events\":";
-    append_number(out, ctx.events_relayed);
+    out.literal(",\"stream_completed\":");
+    out.boolean(ctx.stream_completed);
+    out.literal(",\"events\":");
+    out.number(ctx.events_relayed);
   }
   if (ctx.error) {
-    out += ",\"error\":";
-    append_json_string(out, core::describe(*ctx.error).reason);
+    out.literal(",\"error\":");
+    out.string(core::describe(*ctx.error).reason);
   }
-  out += "}\n";
+  out.literal("}\n");
+  used_ = static_cast<std::size_t>(out.end() - buffer_.get());
 }
 
 void access_log::flush() noexcept {
+  const std::string_view lines(buffer_.get(), used_);
   std::size_t start = 0;
-  while (start < buffer_.size()) {
+  while (start < lines.size()) {
     // Largest run of whole lines that fits in one atomic pipe write.
     std::size_t end = start;
-    while (end < buffer_.size()) {
-      std::size_t newline = buffer_.find('\n', end);
-      if (newline == std::string::npos) newline = buffer_.size() - 1;
+    while (end < lines.size()) {
+      std::size_t newline = lines.find('\n', end);
+      if (newline == std::string_view::npos) newline = lines.size() - 1;
       if (newline + 1 - start > PIPE_BUF && end > start) break;
       end = newline + 1;
     }
-    write_all(fd_, buffer_.data() + start, end - start);
+    write_all(fd_, lines.data() + start, end - start);
     start = end;
   }
-  buffer_.clear();
+  used_ = 0;
 }
 
 void write_event_line(int fd, const std::string& json_object_text) noexcept {

@@ -2,6 +2,7 @@
 
 #include "proxy/request_context.hpp"
 
+#include <memory>
 #include <string>
 
 namespace tollgate::proxy {
@@ -19,21 +20,29 @@ class access_log {
 
   void record(const request_context& ctx);
   void flush() noexcept;
-  bool wants_flush() const noexcept { return buffer_.size() >= flush_threshold; }
+  bool wants_flush() const noexcept { return used_ >= flush_threshold; }
 
  private:
   static constexpr std::size_t flush_threshold = 32 * 1024;
-  void append_timestamp(std::string& out);
+  // The longest line record() can write: every capped field escaped at six bytes a byte.
+  static constexpr std::size_t max_line_bytes = 8 * 1024;
+  char* write_timestamp(char* out);
 
   int fd_;
   bool enabled_;
-  std::string buffer_;
+  // Raw bytes rather than a std::string: a line is written through a cursor with no size or
+  // capacity checks per piece, since room for the longest line is made before it starts.
+  std::unique_ptr<char[]> buffer_{new char[flush_threshold + max_line_bytes]};
+  std::size_t used_ = 0;
   long cached_second_ = -1;  // the second cached_text_ ("2026-11-22T04:06:00") shows
   char cached_text_[32] = {};
   std::size_t cached_length_ = 0;
 };
 
-// Appends text as a JSON string literal, quotes included.
+// Writes text as a JSON string literal, quotes included, at `out`, which has room for
+// 2 + 6 * text.size() bytes; returns the end of what it wrote.
+char* write_json_string(char* out, std::string_view text) noexcept;
+// The same, appended to a string.
 void append_json_string(std::string& out, std::string_view text);
 
 // {"event":...} line for lifecycle events, written directly (not on the hot path).
