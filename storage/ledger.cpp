@@ -5,7 +5,9 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <new>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -13,11 +15,39 @@ namespace tollgate::storage {
 
 namespace {
 
-constexpr const char* insert_sql =
-    "INSERT INTO requests (time_ms, request_id, key_fingerprint, departments, user_name, agent,"
-    " provider, model, route_reason, http_status, prompt_tokens, completion_tokens,"
-    " cached_tokens, cost_micro_usd, ttfb_ms, duration_ms, streamed, stream_completed,"
-    " usage_estimated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+constexpr std::string_view insert_columns =
+    "time_ms, request_id, key_fingerprint, departments, user_name, agent, provider, model,"
+    " route_reason, http_status, prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd,"
+    " ttfb_ms, duration_ms, streamed, stream_completed, usage_estimated";
+constexpr int record_columns = static_cast<int>(std::ranges::count(insert_columns, ',')) + 1;
+
+// Built at compile time so opening the database allocates nothing for it.
+template <std::size_t Rows>
+constexpr auto insert_sql() {
+  constexpr std::string_view head = "INSERT INTO requests (";
+  constexpr std::string_view values = ") VALUES ";
+  // Each row is "(?,...,?)" plus a separator; the last row's separator slot holds the NUL.
+  std::array<char, head.size() + insert_columns.size() + values.size() +
+                       Rows * (2 * record_columns + 2)> sql{};
+  std::size_t at = 0;
+  for (const std::string_view part : {head, insert_columns, values})
+    for (const char c : part) sql[at++] = c;
+  for (std::size_t row = 0; row < Rows; ++row) {
+    if (row != 0) sql[at++] = ',';
+    sql[at++] = '(';
+    for (int column = 0; column < record_columns; ++column) {
+      if (column != 0) sql[at++] = ',';
+      sql[at++] = '?';
+    }
+    sql[at++] = ')';
+  }
+  return sql;
+}
+
+// SQLite builds before 3.32 allow at most 999 parameters in a statement.
+static_assert(detail::rows_per_insert * record_columns <= 999);
+constexpr auto insert_one_sql = insert_sql<1>();
+constexpr auto insert_chunk_sql = insert_sql<detail::rows_per_insert>();
 
 constexpr auto reopen_backoff = std::chrono::seconds(1);
 
@@ -28,9 +58,11 @@ int bind_text(sqlite3_stmt* stmt, int index, std::string_view text) {
   return sqlite3_bind_text(stmt, index, data, static_cast<int>(text.size()), SQLITE_STATIC);
 }
 
-int bind_record(sqlite3_stmt* stmt, const core::ledger_record_view& r) {
+// Binds the record's record_columns values from parameter `first` + 1 on, in insert_columns
+// order.
+int bind_record(sqlite3_stmt* stmt, int first, const core::ledger_record_view& r) {
   int rc = SQLITE_OK;
-  int i = 0;
+  int i = first;
   auto i64 = [&](std::int64_t v) { if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, ++i, v); };
   auto text = [&](std::string_view v) { if (rc == SQLITE_OK) rc = bind_text(stmt, ++i, v); };
   i64(r.time_ms);
@@ -177,6 +209,7 @@ void ledger::stop() noexcept {
   for (auto& slot : producers_) late += slot->ring.drain([](detail::packed_record&&) {});
   if (late != 0) dropped_.fetch_add(late, std::memory_order_relaxed);
   insert_.reset();
+  insert_chunk_.reset();
   db_.reset();
 }
 
@@ -333,14 +366,21 @@ bool ledger::ensure_open() noexcept {
     record_failure(opened.code, std::move(opened.error));
     return false;
   }
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v3(opened.db.get(), insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt,
-                         nullptr) != SQLITE_OK) {
-    record_failure(sqlite3_extended_errcode(opened.db.get()),
-                   "ledger database " + path_ + ": cannot prepare insert: " +
-                       sqlite3_errmsg(opened.db.get()));
-    return false;
-  }
+  auto prepare = [&](const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(opened.db.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+        SQLITE_OK) {
+      record_failure(sqlite3_extended_errcode(opened.db.get()),
+                     "ledger database " + path_ + ": cannot prepare insert: " +
+                         sqlite3_errmsg(opened.db.get()));
+    }
+    return std::unique_ptr<sqlite3_stmt, stmt_deleter>(stmt);
+  };
+  // Declared after `opened`, so a failure finalizes them before the connection closes.
+  auto insert_one = prepare(insert_one_sql.data());
+  if (!insert_one) return false;
+  auto insert_chunk = prepare(insert_chunk_sql.data());
+  if (!insert_chunk) return false;
   // Counted by SQLite itself rather than by our loop, so the stat (and the group-commit test)
   // sees every transaction the connection really commits.
   sqlite3_commit_hook(
@@ -351,7 +391,8 @@ bool ledger::ensure_open() noexcept {
       },
       &commits_);
   db_ = std::move(opened.db);
-  insert_.reset(stmt);
+  insert_ = std::move(insert_one);
+  insert_chunk_ = std::move(insert_chunk);
   healthy_.store(true, std::memory_order_relaxed);
   return true;
 }
@@ -369,24 +410,42 @@ bool ledger::commit_pending() noexcept {
   if (pending_.empty()) return true;
   if (!ensure_open()) return false;
   sqlite3* db = db_.get();
-  sqlite3_stmt* stmt = insert_.get();
+  sqlite3_stmt* const one = insert_.get();
+  sqlite3_stmt* const chunk = insert_chunk_.get();
   auto failed = [&](const char* what) {
     record_failure(sqlite3_extended_errcode(db),
                    "ledger database " + path_ + ": " + what + ": " + sqlite3_errmsg(db));
-    sqlite3_reset(stmt);
+    sqlite3_reset(one);
+    sqlite3_reset(chunk);
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
     return false;
+  };
+  // nullptr on success, else what failed.
+  auto insert = [](sqlite3_stmt* stmt, std::span<const detail::packed_record> records) -> const char* {
+    int first = 0;
+    for (const auto& record : records) {
+      if (bind_record(stmt, first, record.view()) != SQLITE_OK) return "cannot bind record";
+      first += record_columns;
+    }
+    if (sqlite3_step(stmt) != SQLITE_DONE) return "cannot insert record";
+    sqlite3_reset(stmt);
+    return nullptr;
   };
   // IMMEDIATE takes the write lock up front, so a busy database fails here (after
   // busy_timeout) rather than half-way through the batch.
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
     return failed("cannot begin batch");
-  for (const auto& record : pending_) {
-    if (bind_record(stmt, record.view()) != SQLITE_OK) return failed("cannot bind record");
-    if (sqlite3_step(stmt) != SQLITE_DONE) return failed("cannot insert record");
-    sqlite3_reset(stmt);
-  }
-  sqlite3_clear_bindings(stmt);
+  // Full chunks through the multi-row statement, whose per-step cost (VDBE setup, opening
+  // and closing cursors) is paid once per rows_per_insert rows; the rest one row at a time.
+  const std::span<const detail::packed_record> records(pending_);
+  const std::size_t chunked = records.size() - records.size() % detail::rows_per_insert;
+  for (std::size_t i = 0; i < chunked; i += detail::rows_per_insert)
+    if (const char* what = insert(chunk, records.subspan(i, detail::rows_per_insert))) return failed(what);
+  for (std::size_t i = chunked; i < records.size(); ++i)
+    if (const char* what = insert(one, records.subspan(i, 1))) return failed(what);
+  // The binds point into pending_, which is cleared below.
+  sqlite3_clear_bindings(one);
+  sqlite3_clear_bindings(chunk);
   if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
     return failed("cannot commit batch");
   written_.fetch_add(pending_.size(), std::memory_order_relaxed);

@@ -99,6 +99,11 @@ CREATE TABLE quota_models (
 -- entry carries the rowid, so ORDER BY time_ms DESC, id DESC walks it backwards).
 CREATE INDEX throttle_audit_time ON throttle_audit(time_ms);
 )sql",
+    R"sql(
+-- No query reads it (the stats, rows and spend queries all range over requests_time), yet
+-- every ledger insert paid for maintaining it.
+DROP INDEX IF EXISTS requests_provider_time;
+)sql",
 };
 
 open_result fail(sqlite3* db, const std::string& path, std::string_view what) {

@@ -6,13 +6,16 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <cstddef>
 #include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
 using namespace tollgate::storage;
 using namespace std::chrono_literals;
 using tollgate::core::ledger_record;
+using tollgate::storage::testing::awaited;
 using tollgate::storage::testing::make_record;
 using tollgate::storage::testing::scalar;
 using tollgate::storage::testing::temp_dir;
@@ -29,45 +32,95 @@ bool wait_until(Predicate predicate, std::chrono::milliseconds limit = 5000ms) {
   return predicate();
 }
 
+constexpr const char* select_record =
+    "SELECT time_ms, request_id, key_fingerprint, departments, user_name, agent, provider, model,"
+    " route_reason, http_status, prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd,"
+    " ttfb_ms, duration_ms, streamed, stream_completed, usage_estimated FROM requests";
+
+ledger_record record_at(sqlite3_stmt* stmt) {
+  ledger_record r;
+  int i = 0;
+  auto text = [&] { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, i++))); };
+  auto i64 = [&] { return sqlite3_column_int64(stmt, i++); };
+  r.time_ms = i64();
+  r.request_id = text();
+  r.key_fingerprint = text();
+  r.departments = text();
+  r.user = text();
+  r.agent = text();
+  r.provider = text();
+  r.model = text();
+  r.route_reason = text();
+  r.http_status = static_cast<int>(i64());
+  r.prompt_tokens = i64();
+  r.completion_tokens = i64();
+  r.cached_tokens = i64();
+  r.cost_micro_usd = i64();
+  r.ttfb_ms = i64();
+  r.duration_ms = i64();
+  r.streamed = i64() != 0;
+  r.stream_completed = i64() != 0;
+  r.usage_estimated = i64() != 0;
+  return r;
+}
+
 ledger_record read_record(const std::string& path, const std::string& request_id) {
   sqlite3* db = nullptr;
   sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
   sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(db,
-                     "SELECT time_ms, request_id, key_fingerprint, departments, user_name, agent,"
-                     " provider, model, route_reason, http_status, prompt_tokens,"
-                     " completion_tokens, cached_tokens, cost_micro_usd, ttfb_ms, duration_ms,"
-                     " streamed, stream_completed, usage_estimated FROM requests WHERE request_id=?",
-                     -1, &stmt, nullptr);
+  sqlite3_prepare_v2(db, (std::string(select_record) + " WHERE request_id=?").c_str(), -1, &stmt, nullptr);
   sqlite3_bind_text(stmt, 1, request_id.c_str(), -1, SQLITE_TRANSIENT);
   ledger_record r;
-  if (sqlite3_step(stmt) == SQLITE_ROW) {
-    int i = 0;
-    auto text = [&] { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, i++))); };
-    auto i64 = [&] { return sqlite3_column_int64(stmt, i++); };
-    r.time_ms = i64();
-    r.request_id = text();
-    r.key_fingerprint = text();
-    r.departments = text();
-    r.user = text();
-    r.agent = text();
-    r.provider = text();
-    r.model = text();
-    r.route_reason = text();
-    r.http_status = static_cast<int>(i64());
-    r.prompt_tokens = i64();
-    r.completion_tokens = i64();
-    r.cached_tokens = i64();
-    r.cost_micro_usd = i64();
-    r.ttfb_ms = i64();
-    r.duration_ms = i64();
-    r.streamed = i64() != 0;
-    r.stream_completed = i64() != 0;
-    r.usage_estimated = i64() != 0;
-  }
+  if (sqlite3_step(stmt) == SQLITE_ROW) r = record_at(stmt);
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   return r;
+}
+
+// In insertion (row id) order.
+std::vector<ledger_record> read_all(const std::string& path) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, (std::string(select_record) + " ORDER BY id").c_str(), -1, &stmt, nullptr);
+  std::vector<ledger_record> records;
+  while (sqlite3_step(stmt) == SQLITE_ROW) records.push_back(record_at(stmt));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return records;
+}
+
+// Every field differs from the same field of any other record and from every other field of
+// this one, so a value bound to the wrong parameter or row cannot go unnoticed.
+ledger_record distinct_record(std::int64_t n) {
+  const std::string suffix = "-" + std::to_string(n);
+  ledger_record r;
+  r.time_ms = 1'700'000'000'000 + n;
+  r.request_id = "req" + suffix;
+  r.key_fingerprint = "fp" + suffix;
+  r.departments = "dept" + suffix;
+  r.user = "user" + suffix;
+  r.agent = "agent" + suffix;
+  r.provider = "provider" + suffix;
+  r.model = "model" + suffix;
+  r.route_reason = "reason" + suffix;
+  r.http_status = 100 + static_cast<int>(n);
+  r.prompt_tokens = 1'000'000 + n;
+  r.completion_tokens = 2'000'000 + n;
+  r.cached_tokens = 3'000'000 + n;
+  r.cost_micro_usd = 4'000'000 + n;
+  r.ttfb_ms = 5'000'000 + n;
+  r.duration_ms = 6'000'000 + n;
+  r.streamed = (n & 1) != 0;
+  r.stream_completed = (n & 2) != 0;
+  r.usage_estimated = (n & 4) != 0;
+  return r;
+}
+
+void check_exactly(const std::string& path, const std::vector<ledger_record>& expected) {
+  const auto written = read_all(path);
+  REQUIRE(written.size() == expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) CHECK_MESSAGE(written[i] == expected[i], "row " << i);
 }
 
 }  // namespace
@@ -156,6 +209,85 @@ TEST_CASE("ledger: group commit writes a batch in few transactions") {
   CHECK(s.commits >= 1);
   CHECK(s.commits <= 2);
   CHECK(scalar(path, "SELECT count(*) FROM requests") == n);
+}
+
+TEST_CASE("ledger: a batch of any size lands completely, in order, every field intact") {
+  constexpr std::size_t k = detail::rows_per_insert;
+  // Shorter than a chunk, exactly one, one chunk plus a row, and two chunks plus a tail.
+  for (const std::size_t n : {std::size_t{1}, k - 1, k, k + 1, 2 * k + 3}) {
+    CAPTURE(n);
+    temp_dir dir;
+    const auto path = dir.file("ledger.db");
+    std::vector<ledger_record> records;
+    for (std::size_t i = 0; i < n; ++i) records.push_back(distinct_record(static_cast<std::int64_t>(i)));
+    ledger l(path, ledger_options{.flush_interval = 60'000ms});
+    for (const auto& r : records) REQUIRE(l.submit(0, r));
+    l.stop();  // one drain, one commit
+    CHECK(l.stats().written == n);
+    CHECK(l.stats().commits == 1);
+    check_exactly(path, records);
+  }
+}
+
+TEST_CASE("ledger: a batch that fails part-way is rolled back and retried whole") {
+  constexpr std::size_t k = detail::rows_per_insert;
+  constexpr std::size_t n = 2 * k + 3;
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  {
+    auto opened = open_database(path);
+    REQUIRE_MESSAGE(opened, opened.error);
+    REQUIRE(sqlite3_exec(opened.db.get(),
+                         "CREATE TABLE poison (request_id TEXT);"
+                         "CREATE TRIGGER poison_insert BEFORE INSERT ON requests"
+                         " WHEN NEW.request_id IN (SELECT request_id FROM poison)"
+                         " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  // A row of the second chunk, after the first chunk's rows are already in the transaction;
+  // and a row of the tail, after both chunks.
+  std::size_t poisoned = 0;
+  SUBCASE("in a multi-row chunk") { poisoned = k + 5; }
+  SUBCASE("in the one-row tail") { poisoned = 2 * k + 1; }
+  CAPTURE(poisoned);
+  std::vector<ledger_record> records;
+  for (std::size_t i = 0; i < n; ++i) records.push_back(distinct_record(static_cast<std::int64_t>(i)));
+  auto exec = [&](const std::string& sql) {  // on a connection of its own
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  };
+  exec("INSERT INTO poison VALUES ('" + records[poisoned].request_id + "')");
+
+  ledger l(path, ledger_options{.flush_interval = 60'000ms});
+  for (const auto& r : records) REQUIRE(l.submit(0, r));
+  // A query makes the writer commit first, so each one is a commit attempt.
+  awaited<rows_result> failed;
+  l.query_rows(1, 0, failed.callback());
+  auto rows = failed.get();
+  REQUIRE_MESSAGE(rows.ok, rows.error);
+  CHECK(rows.total == 0);
+  auto s = l.stats();
+  CHECK_FALSE(s.healthy);
+  CHECK(s.write_errors == 1);
+  CHECK(s.last_error_code == SQLITE_CONSTRAINT_TRIGGER);
+  CHECK(l.last_error().find("poisoned row") != std::string::npos);
+  CHECK(s.written == 0);
+  CHECK(s.queued == n);
+
+  exec("DELETE FROM poison");
+  awaited<rows_result> retried;
+  l.query_rows(1, 0, retried.callback());
+  rows = retried.get();
+  REQUIRE_MESSAGE(rows.ok, rows.error);
+  CHECK(rows.total == static_cast<std::int64_t>(n));
+  s = l.stats();
+  CHECK(s.healthy);
+  CHECK(s.written == n);
+  CHECK(s.queued == 0);
+  l.stop();
+  check_exactly(path, records);
 }
 
 TEST_CASE("ledger: the timer flushes without stop()") {

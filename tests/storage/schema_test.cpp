@@ -23,7 +23,9 @@ TEST_CASE("schema: migrates an empty file to the current version") {
                      "('requests','throttle_audit','budgets','quotas','virtual_keys',"
                      "'quota_models')") == 6);
   CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name IN "
-                     "('requests_time','requests_provider_time','throttle_audit_time')") == 3);
+                     "('requests_time','throttle_audit_time')") == 2);
+  // Every ledger insert maintains each index on requests, so one more is a cost per row.
+  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='index' AND tbl_name='requests'") == 1);
 }
 
 TEST_CASE("schema: a version 1 file migrates to version 2 keeping its rows") {
@@ -46,7 +48,7 @@ TEST_CASE("schema: a version 1 file migrates to version 2 keeping its rows") {
   REQUIRE(scalar(path, "PRAGMA user_version") == 1);
   REQUIRE(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='virtual_keys'") == 0);
 
-  auto opened = open_database(path);
+  auto opened = open_database(path, open_options{.target_version = 2});
   REQUIRE_MESSAGE(opened, opened.error);
   CHECK(read_user_version(opened.db.get()) == 2);
   opened.db.reset();
@@ -56,6 +58,35 @@ TEST_CASE("schema: a version 1 file migrates to version 2 keeping its rows") {
   CHECK(scalar(path, "SELECT limit_tokens FROM quotas WHERE name='alice'") == 100);
   CHECK(scalar(path, "SELECT count(*) FROM virtual_keys") == 0);
   CHECK(scalar(path, "SELECT count(*) FROM quota_models") == 0);
+}
+
+TEST_CASE("schema: a version 2 file migrates to version 3 keeping its rows, minus one index") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  {
+    auto opened = open_database(path, open_options{.target_version = 2});
+    REQUIRE_MESSAGE(opened, opened.error);
+    REQUIRE(sqlite3_exec(opened.db.get(),
+                         "INSERT INTO requests (time_ms, request_id, provider, model, http_status,"
+                         " cost_micro_usd) VALUES (1, 'r1', 'openai', 'gpt-4o', 200, 77),"
+                         " (2, 'r2', 'anthropic', 'claude-sonnet-4', 529, 0);"
+                         "INSERT INTO virtual_keys VALUES"
+                         " ('fp1','hash1','tg_...1','ci','search','alice','bot',5);",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  REQUIRE(scalar(path, "PRAGMA user_version") == 2);
+  REQUIRE(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='requests_provider_time'") == 1);
+
+  auto opened = open_database(path);
+  REQUIRE_MESSAGE(opened, opened.error);
+  CHECK(read_user_version(opened.db.get()) == 3);
+  opened.db.reset();
+  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='requests_provider_time'") == 0);
+  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='requests_time'") == 1);
+  CHECK(scalar(path, "SELECT count(*) FROM requests") == 2);
+  CHECK(scalar(path, "SELECT cost_micro_usd FROM requests WHERE request_id='r1'") == 77);
+  CHECK(scalar(path, "SELECT http_status FROM requests WHERE provider='anthropic'") == 529);
+  CHECK(scalar(path, "SELECT created_ms FROM virtual_keys WHERE fingerprint='fp1'") == 5);
 }
 
 TEST_CASE("schema: newest-first paging and stats windows are served by indexes") {
@@ -72,7 +103,7 @@ TEST_CASE("schema: newest-first paging and stats windows are served by indexes")
     sqlite3_finalize(stmt);
     return steps;
   };
-  // The same shapes as storage/ledger_queries.cpp and storage/policy_store.cpp run.
+  // The same shapes as storage/ledger_queries.cpp, storage/spend.cpp and policy_store.cpp run.
   const auto rows = plan("SELECT * FROM requests ORDER BY time_ms DESC, id DESC LIMIT 10 OFFSET 20");
   CHECK_MESSAGE(rows.find("requests_time") != std::string::npos, rows);
   CHECK_MESSAGE(rows.find("TEMP B-TREE") == std::string::npos, rows);
@@ -82,6 +113,9 @@ TEST_CASE("schema: newest-first paging and stats windows are served by indexes")
   const auto window = plan("SELECT provider, count(*) FROM requests WHERE time_ms >= 1 AND time_ms < 2"
                            " GROUP BY provider, model, http_status");
   CHECK_MESSAGE(window.find("SEARCH requests USING INDEX requests_time") != std::string::npos, window);
+  const auto spend = plan("SELECT provider, sum(cost_micro_usd) FROM requests WHERE time_ms >= 1"
+                          " AND time_ms < 2 GROUP BY provider, key_fingerprint, departments, user_name");
+  CHECK_MESSAGE(spend.find("SEARCH requests USING INDEX requests_time") != std::string::npos, spend);
 }
 
 TEST_CASE("schema: WAL, synchronous=NORMAL and busy_timeout are set") {
