@@ -5,6 +5,10 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <string>
+#include <vector>
+
 namespace tollgate::itest {
 namespace {
 
@@ -50,6 +54,82 @@ TEST_CASE("client connection: pipelined requests are answered in order") {
   CHECK(replies.find("w0 w1\"") < two);           // two words, in the first response
   CHECK(replies.find("w0 w1 w2 w3 w4\"") > two);  // five, in the second
   CHECK(p.fake.requests().size() == 2);
+}
+
+std::string hex(std::size_t n) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%zx", n);
+  return text;
+}
+
+TEST_CASE("client connection: requests that are not the plain shape are read by the general parser") {
+  proxied_fake p;
+  const std::string body = chat_body({{"events", 3}});
+  const std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n";
+  struct example {
+    const char* name;
+    std::string request;
+  };
+  const example examples[] = {
+      {"chunked body",
+       head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + hex(10) + "\r\n" + body.substr(0, 10) +
+           "\r\n" + hex(body.size() - 10) + ";ext=1\r\n" + body.substr(10) + "\r\n0\r\n\r\n"},
+      {"folded header line",
+       head + "X-Folded: one\r\n two\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\nConnection: close\r\n\r\n" + body},
+      {"Connection: TE",
+       head + "Content-Length: " + std::to_string(body.size()) + "\r\nTE: trailers\r\nConnection: TE, close\r\n\r\n" +
+           body},
+  };
+  std::size_t served = 0;
+  for (const auto& e : examples) {
+    INFO(e.name);
+    const std::string reply = testing::raw_exchange(p.proxy.port(), e.request);
+    CHECK(reply.starts_with("HTTP/1.1 200"));
+    CHECK(reply.find("w0 w1 w2\"") != std::string::npos);
+    const auto seen = p.fake.requests();
+    REQUIRE(seen.size() == ++served);
+    CHECK(seen.back().body == body);  // whole, and unchanged
+  }
+  // Not HTTP at all: still a clear 400, from the general parser.
+  CHECK(testing::raw_exchange(p.proxy.port(), "GET /v1/models HTTP/9.9\r\n\r\n").starts_with("HTTP/1.1 400"));
+}
+
+TEST_CASE("client connection: a request is read whole however it is split") {
+  proxied_fake p;
+  const std::string body = chat_body({{"events", 2}});
+  const std::string request = post(body, true);
+  const std::size_t head_size = request.find("\r\n\r\n") + 4;
+  const std::vector<std::vector<std::string>> splits = {
+      {request.substr(0, 7), request.substr(7)},                                    // inside the request line
+      {request.substr(0, head_size - 1), request.substr(head_size - 1)},            // before the last LF
+      {request.substr(0, head_size), request.substr(head_size)},                    // head, then body
+      {request.substr(0, head_size + 5), request.substr(head_size + 5, 9), request.substr(head_size + 14)},
+  };
+  for (std::size_t i = 0; i < splits.size(); ++i) {
+    INFO("split ", i);
+    const std::string reply = testing::raw_exchange(p.proxy.port(), splits[i], 30ms);
+    CHECK(reply.starts_with("HTTP/1.1 200"));
+    CHECK(reply.find("w0 w1\"") != std::string::npos);
+  }
+  const auto seen = p.fake.requests();
+  REQUIRE(seen.size() == splits.size());
+  for (const auto& r : seen) CHECK(r.body == body);
+}
+
+TEST_CASE("client connection: HTTP/1.0 closes after the response unless it asks for keep-alive") {
+  proxied_fake p;
+  const std::string body = chat_body();
+  const std::string head = "POST /v1/chat/completions HTTP/1.0\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n";
+  auto started = std::chrono::steady_clock::now();
+  CHECK(testing::raw_exchange(p.proxy.port(), head + "\r\n" + body, 3s).starts_with("HTTP/1.1 200"));
+  CHECK(elapsed_ms(started) < 2000);  // closed by tollgate, not by the exchange's timeout
+
+  started = std::chrono::steady_clock::now();
+  CHECK(testing::raw_exchange(p.proxy.port(), head + "Connection: keep-alive\r\n\r\n" + body, 500ms)
+            .starts_with("HTTP/1.1 200"));
+  CHECK(elapsed_ms(started) >= 400);  // still open when the exchange gave up, at 500 ms
 }
 
 }  // namespace

@@ -278,7 +278,8 @@ std::vector<metric_sample> scrape(const tollgate_process& proxy) {
 
 // ---- raw upstream ----------------------------------------------------------------------------
 
-raw_upstream::raw_upstream(std::string canned_response) : canned_(std::move(canned_response)) {
+raw_upstream::raw_upstream(std::string canned_response, bool close_after_response)
+    : canned_(std::move(canned_response)), close_after_response_(close_after_response) {
   listen_fd_ = loopback_listener(port_);
   thread_ = std::thread([this] { run(); });
 }
@@ -340,6 +341,7 @@ void raw_upstream::run() {
               if (w <= 0) break;
               sent += static_cast<std::size_t>(w);
             }
+            if (close_after_response_) ::shutdown(fd, SHUT_WR);
           }
         }
         continue;

@@ -117,12 +117,12 @@ std::vector<metric_sample> scrape(const tollgate_process& proxy);
 // ---- a bare upstream for what the fake cannot do ----------------------------------------------
 
 // Accepts connections and reads one request from each (header plus Content-Length body). With
-// a canned response it writes those exact bytes back and keeps the connection; without one
-// it never answers. Records when it saw a request and when the first peer closed: enough to
+// a canned response it writes those exact bytes back and keeps the connection (or, with
+// close_after_response, ends its side of it); without one it never answers. Records when it saw a request and when the first peer closed: enough to
 // prove that tollgate gives up on an upstream request whose client went away.
 class raw_upstream {
  public:
-  explicit raw_upstream(std::string canned_response = {});
+  explicit raw_upstream(std::string canned_response = {}, bool close_after_response = false);
   ~raw_upstream();
   raw_upstream(const raw_upstream&) = delete;
   raw_upstream& operator=(const raw_upstream&) = delete;
@@ -137,6 +137,7 @@ class raw_upstream {
   void run();
 
   std::string canned_;
+  bool close_after_response_ = false;
   int listen_fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};

@@ -338,5 +338,64 @@ TEST_CASE("passthrough: end-to-end response headers pass, hop-by-hop ones do not
   }
 }
 
+TEST_CASE("passthrough: every way an upstream delimits its response reaches the client intact") {
+  const std::string json_body =
+      R"({"id":"x","object":"chat.completion","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}})";
+  const std::string json_head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n";
+  auto length_of = [](const std::string& body) { return "Content-Length: " + std::to_string(body.size()) + "\r\n"; };
+  auto chunk = [](std::string_view data, std::string_view extension = {}) {
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx", data.size());
+    return std::string(size) + std::string(extension) + "\r\n" + std::string(data) + "\r\n";
+  };
+  struct row {
+    std::string name;
+    std::string response;
+    bool closes = false;  // the upstream ends the body by closing
+  };
+  const std::vector<row> rows = {
+      {"content-length", json_head + length_of(json_body) + "\r\n" + json_body},
+      {"chunked, with extensions and trailers",
+       json_head + "Transfer-Encoding: chunked\r\n\r\n" + chunk(json_body.substr(0, 7), ";a=b") +
+           chunk(json_body.substr(7)) + "0;last\r\nX-Trailer: t\r\n\r\n"},
+      {"until the connection closes", json_head + "\r\n" + json_body, true},
+      {"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n" + length_of(json_body) + "\r\n" + json_body},
+      // Not the plain shape: Beast's parser reads these two heads.
+      {"folded header line", json_head + "X-Folded: one\r\n two\r\n" + length_of(json_body) + "\r\n" + json_body},
+      {"empty reason phrase", "HTTP/1.1 200 \r\nContent-Type: application/json\r\n" + length_of(json_body) + "\r\n" + json_body},
+      {"identity then chunked", json_head + "Transfer-Encoding: identity, chunked\r\n\r\n" + chunk(json_body) + "0\r\n\r\n"},
+  };
+  for (const auto& r : rows) {
+    INFO(r.name);
+    raw_upstream upstream(r.response, r.closes);
+    tollgate_process proxy({{"TOLLGATE_UPSTREAM_URL", upstream.url()}});
+    const auto got = testing::http_request(proxy.port(), "POST", chat_path, chat_body());
+    CHECK(got.status == 200);
+    CHECK(same_bytes(got.body, json_body) == "");
+    const auto record = wait_for_record(proxy, header(got, "x-tollgate-request-id"));
+    REQUIRE(record);
+    CHECK(int_field(*record, "prompt_tokens") == 3);  // the usage was read on the way through
+    CHECK(int_field(*record, "completion_tokens") == 4);
+    expect_clean_exit(proxy);
+  }
+}
+
+TEST_CASE("passthrough: a response that is not HTTP is an upstream protocol error") {
+  const std::string broken[] = {
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+      "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\n{}",  // the SP after the status code is required
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+  };
+  for (const auto& response : broken) {
+    INFO(response);
+    raw_upstream upstream(response);
+    tollgate_process proxy({{"TOLLGATE_UPSTREAM_URL", upstream.url()}});
+    const auto got = testing::http_request(proxy.port(), "POST", chat_path, chat_body());
+    CHECK(got.status == 502);
+    CHECK(got.body.find("upstream") != std::string::npos);
+    expect_clean_exit(proxy);
+  }
+}
+
 }  // namespace
 }  // namespace tollgate::itest

@@ -13,6 +13,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <thread>
 
 namespace tollgate::testing {
 namespace {
@@ -288,6 +289,11 @@ http_response http_request(std::uint16_t port, std::string method, std::string t
 
 std::string raw_exchange(std::uint16_t port, std::string raw_bytes,
                          std::chrono::milliseconds timeout) {
+  return raw_exchange(port, std::vector<std::string>{std::move(raw_bytes)}, std::chrono::milliseconds(0), timeout);
+}
+
+std::string raw_exchange(std::uint16_t port, const std::vector<std::string>& pieces, std::chrono::milliseconds pause,
+                         std::chrono::milliseconds timeout) {
   const auto deadline = clock_type::now() + timeout;
   net::io_context ioc{1};
   beast::tcp_stream stream{ioc};
@@ -296,8 +302,12 @@ std::string raw_exchange(std::uint16_t port, std::string raw_bytes,
   auto ec = r.run(timeout, [&](auto handler) { stream.async_connect(endpoint, handler); });
   if (ec) fail(ec, "connecting to 127.0.0.1:" + std::to_string(port), timeout);
   // A write error is not fatal: the server may answer and close before taking every byte.
-  ec = r.run(remaining(deadline),
-             [&](auto handler) { net::async_write(stream, net::buffer(raw_bytes), handler); });
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (i > 0) std::this_thread::sleep_for(pause);
+    ec = r.run(remaining(deadline),
+               [&](auto handler) { net::async_write(stream, net::buffer(pieces[i]), handler); });
+    if (ec) break;
+  }
   std::string received;
   char buf[16384];
   while (stream.socket().is_open() && clock_type::now() < deadline) {

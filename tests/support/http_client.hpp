@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace tollgate::testing {
 
@@ -87,6 +88,9 @@ class http_connection {
 // the connection (FIN or RST) or the timeout passes. For malformed-HTTP tests. Throws only if
 // the connection cannot be made.
 std::string raw_exchange(std::uint16_t port, std::string raw_bytes,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// The same with the bytes sent in pieces, `pause` apart: a request that arrives over several reads.
+std::string raw_exchange(std::uint16_t port, const std::vector<std::string>& pieces, std::chrono::milliseconds pause,
                          std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 }  // namespace tollgate::testing
