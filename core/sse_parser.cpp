@@ -164,11 +164,9 @@ void sse_parser::dispatch(std::string_view raw, sink on_event) {
 
     const std::size_t colon = line.find(':');
     const std::string_view name = line.substr(0, colon);
-    std::string_view value;
-    if (colon != std::string_view::npos) {
-      value = line.substr(colon + 1);
-      if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    }
+    // A field without a colon has an empty value, still a view into the line.
+    std::string_view value = line.substr(colon == std::string_view::npos ? line.size() : colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
     if (name == "data") {
       if (data_lines == 0) {
         ev.data = value;

@@ -14,7 +14,8 @@ namespace tollgate::core {
 struct sse_event {
   std::string_view raw;    // exact bytes of this block, including its terminating blank line
   std::string_view event;  // value of the last "event:" field, "" if none
-  std::string_view data;   // "data:" lines joined with '\n' (one leading space after ':' removed)
+  std::string_view data;   // "data:" lines joined with '\n' (one leading space after ':' removed);
+                           // a single line's is a view into raw
   std::string_view id;     // last "id:" field ("" if none; ignored if it contains NUL, per WHATWG)
   bool has_data = false;   // at least one data line; comment-only and empty blocks have false
   bool is_done() const noexcept { return has_data && data == "[DONE]"; }

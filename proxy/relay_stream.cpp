@@ -26,14 +26,15 @@ struct stream_gauge {
 // The event's raw bytes with its payload replaced, so its framing (CRLF or LF, comments,
 // other fields) survives a rewrite; a payload spread over several data lines is re-framed.
 void append_with_new_data(std::string& out, const core::sse_event& event, std::string_view new_data) {
-  std::size_t at = event.data.find('\n') == std::string_view::npos ? event.raw.find(event.data) : std::string_view::npos;
-  if (at == std::string_view::npos) {
+  if (event.data.find('\n') != std::string_view::npos) {
     out += "data: ";
     out += new_data;
     out += "\n\n";
     return;
   }
-  out += event.raw.substr(0, at);
+  // A single data line's payload is a view into the event's raw bytes (see sse_event).
+  const auto at = static_cast<std::size_t>(event.data.data() - event.raw.data());
+  out.append(event.raw.data(), at);
   out += new_data;
   out += event.raw.substr(at + event.data.size());
 }

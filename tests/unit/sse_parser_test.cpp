@@ -34,6 +34,7 @@ struct run_result {
   bool clean = false;
   std::size_t oversized = 0;
   std::size_t max_buffered = 0;
+  std::size_t data_outside_raw = 0;  // single-line payloads that were not a view into raw
 };
 
 // Feeds `pieces` in order, each from its own heap allocation that is freed right after the
@@ -45,6 +46,9 @@ run_result run(const std::vector<std::string_view>& pieces, std::size_t max_even
     out.events.push_back({std::string(e.raw), std::string(e.event), std::string(e.data),
                           std::string(e.id), e.has_data, e.is_done()});
     out.concatenated_raw += e.raw;
+    const bool single_line = e.has_data && e.data.find('\n') == std::string_view::npos;
+    if (single_line && (e.data.data() < e.raw.data() || e.data.data() + e.data.size() > e.raw.data() + e.raw.size()))
+      ++out.data_outside_raw;
   };
   for (std::string_view piece : pieces) {
     auto copy = std::make_unique<char[]>(piece.size() + 1);
@@ -243,6 +247,7 @@ void check_same(const run_result& got, const run_result& want) {
   CHECK(got.concatenated_raw == want.concatenated_raw);
   CHECK(got.clean == want.clean);
   CHECK(got.oversized == want.oversized);
+  CHECK(got.data_outside_raw == 0);
 }
 
 }  // namespace
@@ -257,6 +262,7 @@ TEST_CASE("sse_parser: fixtures, whole and split at every offset and byte by byt
     CHECK(whole.clean == f.clean);
     CHECK(whole.oversized == f.oversized);
     CHECK(whole.concatenated_raw == (f.passthrough == "\x01" ? in : f.passthrough));
+    CHECK(whole.data_outside_raw == 0);
 
     for (std::size_t cut = 0; cut <= in.size(); ++cut) {
       CAPTURE(cut);
