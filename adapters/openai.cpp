@@ -1,6 +1,5 @@
 #include "adapters/openai.hpp"
 
-#include "adapters/json_fields.hpp"
 #include "core/json_scan.hpp"
 
 #include <boost/json.hpp>
@@ -51,24 +50,6 @@ std::optional<endpoint> endpoint_for_path(std::string_view path) noexcept {
 std::string_view path_below_root(endpoint kind) noexcept { return endpoints[static_cast<std::size_t>(kind)].below_root; }
 
 std::string_view route_label(endpoint kind) noexcept { return endpoints[static_cast<std::size_t>(kind)].route; }
-
-std::optional<usage> parse_usage(std::string_view usage_json) noexcept {
-  unsigned char arena[2048];
-  json::monotonic_resource resource(arena, sizeof(arena));
-  boost::system::error_code ec;
-  json::value parsed = json::parse(usage_json, ec, &resource);
-  if (ec || !parsed.is_object()) return std::nullopt;
-  const auto& object = parsed.get_object();
-  usage result;
-  auto prompt = read_count(object, "prompt_tokens");
-  auto completion = read_count(object, "completion_tokens");
-  if (!prompt && !completion) return std::nullopt;
-  result.prompt_tokens = prompt.value_or(0);
-  result.completion_tokens = completion.value_or(0);
-  if (const auto* details = object.if_contains("prompt_tokens_details"); details && details->is_object())
-    result.cached_prompt_tokens = read_count(details->get_object(), "cached_tokens").value_or(0);
-  return result;
-}
 
 void inspect_stream_chunk(std::string_view data, bool hide_usage, stream_chunk_outcome& out) {
   out.what = stream_chunk_outcome::action::forward;

@@ -1,7 +1,10 @@
-// The client's request body, read in one SAX pass instead of through a DOM. The reader runs
-// json::parse's own parser with its options, so a body that json::parse rejects is rejected
-// here with the same error code, and where keys repeat, the last one counts, as in a DOM.
+// The two OpenAI readers on every request's path, the client's body and the upstream's usage
+// object: one SAX pass each, no DOM. They run json::parse's own parser with its options, so
+// a body that json::parse rejects is rejected here with the same error code, and where keys
+// repeat, the last one counts, as in a DOM.
 #include "adapters/openai.hpp"
+
+#include "adapters/json_fields.hpp"
 
 #include <boost/json.hpp>
 // basic_parser's member definitions, for this file's handlers; no other file may include it.
@@ -17,11 +20,11 @@ namespace {
 
 using boost::system::error_code;
 
-// json::parse's defaults, which the reader must parse with.
+// json::parse's defaults, which both readers must parse with.
 constexpr json::parse_options dom_options{};
 
 // What a handler needs besides its own callbacks: json::parse's size limits, so that the same
-// inputs hit them, and the events no reader looks at.
+// inputs hit them, and the events neither reader looks at.
 struct sax_defaults {
   static constexpr std::size_t max_object_size = json::object::max_size();
   static constexpr std::size_t max_array_size = json::array::max_size();
@@ -329,6 +332,84 @@ std::string with_usage_requested(std::string_view body, const member_value& stre
   return json::serialize(parsed);
 }
 
+// What parse_usage needs: the top-level token counts and the one nested cached count.
+class usage_reader : public sax_defaults {
+ public:
+  bool on_object_begin(error_code&) noexcept {
+    value(std::nullopt, true);
+    ++depth_;
+    return true;
+  }
+  bool on_object_end(std::size_t, error_code&) noexcept {
+    --depth_;
+    return true;
+  }
+  bool on_array_begin(error_code&) noexcept {
+    value(std::nullopt);
+    ++depth_;
+    return true;
+  }
+  bool on_array_end(std::size_t, error_code&) noexcept {
+    --depth_;
+    return true;
+  }
+  bool on_key_part(json::string_view piece, std::size_t, error_code&) noexcept {
+    key_.add(piece);
+    return true;
+  }
+  bool on_key(json::string_view last, std::size_t, error_code&) noexcept {
+    key(key_.finish(last));
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, error_code&) noexcept { return true; }
+  bool on_string(json::string_view, std::size_t, error_code&) noexcept { return value(std::nullopt); }
+  bool on_int64(std::int64_t i, json::string_view, error_code&) noexcept { return value(count_of(json::value(i))); }
+  bool on_uint64(std::uint64_t u, json::string_view, error_code&) noexcept { return value(count_of(json::value(u))); }
+  bool on_double(double d, json::string_view, error_code&) noexcept { return value(count_of(json::value(d))); }
+  bool on_bool(bool, error_code&) noexcept { return value(std::nullopt); }
+  bool on_null(error_code&) noexcept { return value(std::nullopt); }
+
+  std::optional<usage> result() const noexcept {
+    if (!is_object_ || (!prompt_ && !completion_)) return std::nullopt;
+    return usage{prompt_.value_or(0), completion_.value_or(0), details_is_object_ ? cached_.value_or(0) : 0};
+  }
+
+ private:
+  enum class member : std::uint8_t { other, prompt, completion, details };
+
+  // A value starts in the container at depth_ (0: it is the usage object); `count` when it is
+  // one. True: the parser goes on.
+  bool value(std::optional<std::uint64_t> count, bool is_object = false) noexcept {
+    if (depth_ == 0) is_object_ = is_object;
+    if (depth_ == 1 && member_ == member::prompt) prompt_ = count;
+    if (depth_ == 1 && member_ == member::completion) completion_ = count;
+    if (depth_ == 1 && member_ == member::details) details_is_object_ = is_object;
+    if (depth_ == 2 && member_ == member::details && key_is_cached_) cached_ = count;
+    return true;
+  }
+
+  void key(std::string_view name) noexcept {
+    if (depth_ == 2 && member_ == member::details) key_is_cached_ = name == "cached_tokens";
+    if (depth_ != 1) return;
+    member_ = member::other;
+    if (name == "prompt_tokens") member_ = member::prompt;
+    if (name == "completion_tokens") member_ = member::completion;
+    if (name == "prompt_tokens_details") {
+      member_ = member::details;
+      cached_.reset();  // an earlier details member no longer counts
+      key_is_cached_ = false;
+    }
+  }
+
+  std::size_t depth_ = 0;
+  key_text key_;
+  bool is_object_ = false;
+  member member_ = member::other;
+  std::optional<std::uint64_t> prompt_, completion_, cached_;
+  bool details_is_object_ = false;
+  bool key_is_cached_ = false;
+};
+
 }  // namespace
 
 boost::system::result<front_request, request_error> parse_front_request(endpoint kind, std::string_view body) {
@@ -385,6 +466,12 @@ boost::system::result<front_request, request_error> parse_front_request(endpoint
 
   request.rewritten_body = with_usage_requested(body, options);
   return request;
+}
+
+std::optional<usage> parse_usage(std::string_view usage_json) noexcept {
+  json::basic_parser<usage_reader> parser(dom_options);
+  if (read_document(parser, usage_json)) return std::nullopt;
+  return parser.handler().result();
 }
 
 }  // namespace tollgate::adapters::openai

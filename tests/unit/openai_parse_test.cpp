@@ -1,6 +1,6 @@
-// parse_front_request reads its JSON in one SAX pass; here it is held to the DOM-based version
-// it replaced, kept below as the reference, over a corpus of valid and invalid bodies and every
-// truncation of them.
+// parse_front_request and parse_usage read their JSON in one SAX pass; here they are held to the
+// DOM-based versions they replaced, kept below as the reference, over a corpus of valid and
+// invalid bodies and every truncation of them.
 #include "adapters/openai.hpp"
 
 #include <boost/json.hpp>
@@ -123,6 +123,31 @@ boost::system::result<openai::front_request, openai::request_error> parse_front_
   (*object)["stream_options"].get_object()["include_usage"] = true;
   request.rewritten_body = json::serialize(parsed);
   return request;
+}
+
+std::optional<std::uint64_t> read_count(const json::object& object, std::string_view name) {
+  const json::value* value = object.if_contains(name);
+  if (!value) return std::nullopt;
+  boost::system::error_code ec;
+  auto count = value->to_number<std::uint64_t>(ec);
+  if (ec) return std::nullopt;
+  return count;
+}
+
+std::optional<openai::usage> parse_usage(std::string_view usage_json) {
+  boost::system::error_code ec;
+  json::value parsed = json::parse(usage_json, ec);
+  if (ec || !parsed.is_object()) return std::nullopt;
+  const auto& object = parsed.get_object();
+  openai::usage result;
+  auto prompt = read_count(object, "prompt_tokens");
+  auto completion = read_count(object, "completion_tokens");
+  if (!prompt && !completion) return std::nullopt;
+  result.prompt_tokens = prompt.value_or(0);
+  result.completion_tokens = completion.value_or(0);
+  if (const auto* details = object.if_contains("prompt_tokens_details"); details && details->is_object())
+    result.cached_prompt_tokens = read_count(details->get_object(), "cached_tokens").value_or(0);
+  return result;
 }
 
 }  // namespace reference
@@ -311,6 +336,73 @@ std::vector<std::string> request_corpus() {
   return corpus;
 }
 
+std::vector<std::string> usage_corpus() {
+  return {
+      R"({"prompt_tokens":9,"completion_tokens":12,"total_tokens":21})",
+      R"({"prompt_tokens":120,"completion_tokens":7,"total_tokens":127,"prompt_tokens_details":{"cached_tokens":100,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":3}})",
+      R"({"prompt_tokens":8,"total_tokens":8})",
+      R"({"completion_tokens":4})",
+      R"({"total_tokens":8})",
+      R"({})",
+      "null",
+      "[]",
+      R"([{"prompt_tokens":1}])",
+      R"("x")",
+      "5",
+      // What counts as a count.
+      R"({"prompt_tokens":-3})",
+      R"({"prompt_tokens":-3,"completion_tokens":2})",
+      R"({"prompt_tokens":1.0,"completion_tokens":1e2})",
+      R"({"prompt_tokens":1.5,"completion_tokens":2})",
+      R"({"prompt_tokens":-0,"completion_tokens":-0.0})",
+      R"({"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551616})",
+      R"({"prompt_tokens":9223372036854775807,"completion_tokens":1e19})",
+      R"({"prompt_tokens":1e20,"completion_tokens":3})",
+      R"({"prompt_tokens":"5","completion_tokens":true})",
+      R"({"prompt_tokens":null,"completion_tokens":[1]})",
+      R"({"prompt_tokens":{"prompt_tokens":1},"completion_tokens":2})",
+      // Only the top level's names, and the details one level down.
+      R"({"x":{"prompt_tokens":5,"completion_tokens":6},"completion_tokens":1})",
+      R"({"x":[{"prompt_tokens":5}],"y":{"completion_tokens":6}})",
+      R"({"prompt_tokens":1,"cached_tokens":7})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":{"x":{"cached_tokens":5}}})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":[{"cached_tokens":5}]})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":"5"}})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":-5}})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":5.0}})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":null})",
+      R"({"prompt_tokens":1,"completion_tokens_details":{"cached_tokens":5}})",
+      R"({"prompt_tokens_details":{"cached_tokens":5}})",
+      R"({"prompt_tokens_details":{"cached_tokens":5,"prompt_tokens":3},"completion_tokens":1})",
+      // Repeated keys: the last one counts.
+      R"({"prompt_tokens":1,"prompt_tokens":2})",
+      R"({"prompt_tokens":1,"prompt_tokens":"x","completion_tokens":3})",
+      R"({"prompt_tokens":1,"prompt_tokens":null})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":4},"prompt_tokens_details":{}})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":4},"prompt_tokens_details":{"cached_tokens":2}})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":4},"prompt_tokens_details":null})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":4,"cached_tokens":6}})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":4,"cached_tokens":[]}})",
+      R"({"prompt_tokens":1,"prompt_tokens_details":[],"prompt_tokens_details":{"cached_tokens":3}})",
+      // Escaped keys.
+      R"({"prompt\u005ftokens":3,"completion_tokens":1})",
+      R"({"\u0070rompt_tokens":3,"prompt_tokens_d\u0065tails":{"cached\u005ftokens":2}})",
+      R"({"prompt_tokens\u0000":3,"completion_tokens":1})",
+      R"({"prompt_tokens_details_and_then_some_more_to_be_long_aaaaaaaaaaaaaaaaaaaaaaaaaa\u0061":3,"prompt_tokens":1})",
+      // Whitespace, and what is not JSON.
+      " \n{ \"prompt_tokens\" : 9 ,\t\"completion_tokens\" :\r\n12 } \n",
+      R"({"prompt_tokens":1} x)",
+      R"({"prompt_tokens":1}{})",
+      R"({"prompt_tokens":1,})",
+      R"({"prompt_tokens":01})",
+      R"({"prompt_tokens":1)",
+      "",
+      "{\"prompt_tokens\":1,\"x\":\"\x01\"}",
+      "{\"prompt_tokens\":1,\"x\":" + nested(33, "1") + "}",
+      "{\"prompt_tokens\":1,\"x\":" + nested(31, "1") + "}",
+  };
+}
+
 // Every prefix of a text, the text itself included.
 std::vector<std::string_view> prefixes(std::string_view text) {
   std::vector<std::string_view> out;
@@ -350,5 +442,20 @@ TEST_CASE("parse_front_request: a stream is asked for usage in the client's own 
     auto request = openai::parse_front_request(r.kind, r.body);
     REQUIRE(request.has_value());
     CHECK(request->rewritten_body == r.upstream);
+  }
+}
+
+TEST_CASE("parse_usage: the same counts as the DOM-based version, truncations included") {
+  for (const std::string& text : usage_corpus()) {
+    for (std::string_view prefix : prefixes(text)) {
+      CAPTURE(prefix);
+      const auto got = openai::parse_usage(prefix);
+      const auto want = reference::parse_usage(prefix);
+      REQUIRE(got.has_value() == want.has_value());
+      if (!want) continue;
+      CHECK(got->prompt_tokens == want->prompt_tokens);
+      CHECK(got->completion_tokens == want->completion_tokens);
+      CHECK(got->cached_prompt_tokens == want->cached_prompt_tokens);
+    }
   }
 }
