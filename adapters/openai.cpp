@@ -1,6 +1,5 @@
 #include "adapters/openai.hpp"
 
-#include "adapters/json_fields.hpp"
 #include "core/json_scan.hpp"
 
 #include <boost/json.hpp>
@@ -24,57 +23,6 @@ constexpr std::array<endpoint_names, 3> endpoints = {{
     {endpoint::completions, "/v1/completions", "/completions"},
     {endpoint::embeddings, "/v1/embeddings", "/embeddings"},
 }};
-
-request_error invalid(std::string message, std::string param = {}) {
-  return request_error{std::move(message), std::move(param)};
-}
-
-std::optional<request_error> require_member(const json::object& body, std::string_view name) {
-  auto it = body.find(name);
-  if (it == body.end() || it->value().is_null())
-    return invalid("Missing required parameter: '" + std::string(name) + "'.", std::string(name));
-  return std::nullopt;
-}
-
-std::optional<request_error> check_messages(const json::object& body) {
-  if (auto missing = require_member(body, "messages")) return missing;
-  const auto& messages = body.at("messages");
-  if (!messages.is_array()) return invalid("Invalid type for 'messages': expected an array.", "messages");
-  const auto& list = messages.get_array();
-  if (list.empty()) return invalid("Invalid 'messages': empty array. Expected at least one message.", "messages");
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const auto* message = list[i].if_object();
-    const json::value* role = message ? message->if_contains("role") : nullptr;
-    if (!role || !role->is_string()) {
-      return invalid("Invalid 'messages[" + std::to_string(i) + "]': each message must be an object with a "
-                     "string 'role'.", "messages[" + std::to_string(i) + "]");
-    }
-  }
-  return std::nullopt;
-}
-
-// Text a prompt contributes: strings anywhere under the given value (message contents,
-// content parts, prompt strings or arrays, embedding inputs).
-std::uint64_t text_bytes(const json::value& value) {
-  switch (value.kind()) {
-    case json::kind::string:
-      return value.get_string().size();
-    case json::kind::array: {
-      std::uint64_t total = 0;
-      for (const auto& item : value.get_array()) total += text_bytes(item);
-      return total;
-    }
-    case json::kind::object: {
-      std::uint64_t total = 0;
-      for (const auto& member : value.get_object()) total += text_bytes(member.value());
-      return total;
-    }
-    default:
-      return 0;
-  }
-}
-
-std::uint64_t tokens_for_bytes(std::uint64_t bytes) { return (bytes + 3) / 4; }
 
 // Whether the chunk has a `"content":"`, `"text":"` or `"arguments":"` member with at least one
 // character of value. One memchr pass over the colons (a few per chunk) instead of a search per
@@ -102,83 +50,6 @@ std::optional<endpoint> endpoint_for_path(std::string_view path) noexcept {
 std::string_view path_below_root(endpoint kind) noexcept { return endpoints[static_cast<std::size_t>(kind)].below_root; }
 
 std::string_view route_label(endpoint kind) noexcept { return endpoints[static_cast<std::size_t>(kind)].route; }
-
-boost::system::result<front_request, request_error> parse_front_request(endpoint kind, std::string_view body) {
-  // Request bodies are small and short-lived: parse them into a stack-backed arena.
-  unsigned char arena[8192];
-  json::monotonic_resource resource(arena, sizeof(arena));
-  boost::system::error_code ec;
-  json::value parsed = json::parse(body, ec, &resource);
-  if (ec) return invalid("We could not parse the JSON body of your request: " + ec.message() + ".");
-  json::object* object = parsed.if_object();
-  if (!object) return invalid("The request body must be a JSON object.");
-
-  front_request request;
-  request.kind = kind;
-  if (auto missing = require_member(*object, "model")) return *missing;
-  const json::value& model = object->at("model");
-  if (!model.is_string() || model.get_string().empty())
-    return invalid("Invalid 'model': expected a non-empty string.", "model");
-  request.model = std::string(model.get_string());
-
-  switch (kind) {
-    case endpoint::chat_completions:
-      if (auto error = check_messages(*object)) return *error;
-      request.prompt_tokens_estimate = tokens_for_bytes(text_bytes(object->at("messages")));
-      break;
-    case endpoint::completions:
-      if (auto missing = require_member(*object, "prompt")) return *missing;
-      request.prompt_tokens_estimate = tokens_for_bytes(text_bytes(object->at("prompt")));
-      break;
-    case endpoint::embeddings:
-      if (auto missing = require_member(*object, "input")) return *missing;
-      request.prompt_tokens_estimate = tokens_for_bytes(text_bytes(object->at("input")));
-      return request;  // embeddings never stream
-  }
-
-  if (const json::value* stream = object->if_contains("stream"); stream && !stream->is_null()) {
-    if (!stream->is_bool()) return invalid("Invalid type for 'stream': expected a boolean.", "stream");
-    request.stream = stream->get_bool();
-  }
-  if (!request.stream) return request;
-
-  json::value* options = object->if_contains("stream_options");
-  if (options && !options->is_null() && !options->is_object())
-    return invalid("Invalid type for 'stream_options': expected an object.", "stream_options");
-  if (options && options->is_object()) {
-    if (const json::value* include = options->get_object().if_contains("include_usage"); include && !include->is_null()) {
-      if (!include->is_bool())
-        return invalid("Invalid type for 'stream_options.include_usage': expected a boolean.",
-                       "stream_options.include_usage");
-      request.client_wants_usage = include->get_bool();
-    }
-  }
-  if (request.client_wants_usage) return request;
-
-  // Every stream is metered, so ask the upstream for its usage chunk.
-  if (!options || !options->is_object()) (*object)["stream_options"] = json::object();
-  (*object)["stream_options"].get_object()["include_usage"] = true;
-  request.rewritten_body = json::serialize(parsed);
-  return request;
-}
-
-std::optional<usage> parse_usage(std::string_view usage_json) noexcept {
-  unsigned char arena[2048];
-  json::monotonic_resource resource(arena, sizeof(arena));
-  boost::system::error_code ec;
-  json::value parsed = json::parse(usage_json, ec, &resource);
-  if (ec || !parsed.is_object()) return std::nullopt;
-  const auto& object = parsed.get_object();
-  usage result;
-  auto prompt = read_count(object, "prompt_tokens");
-  auto completion = read_count(object, "completion_tokens");
-  if (!prompt && !completion) return std::nullopt;
-  result.prompt_tokens = prompt.value_or(0);
-  result.completion_tokens = completion.value_or(0);
-  if (const auto* details = object.if_contains("prompt_tokens_details"); details && details->is_object())
-    result.cached_prompt_tokens = read_count(details->get_object(), "cached_tokens").value_or(0);
-  return result;
-}
 
 void inspect_stream_chunk(std::string_view data, bool hide_usage, stream_chunk_outcome& out) {
   out.what = stream_chunk_outcome::action::forward;

@@ -69,6 +69,9 @@ class member_scanner {
     before_object, before_first_key, before_key, in_key, before_colon, before_value,
     in_string, in_scalar, in_container, after_value, after_comma,
   };
+  // run() without its end-of-text check: returns as soon as the outcome is settled or the
+  // value sought has ended, so the per-byte loop tests only the chunk's end.
+  void scan(std::string_view chunk, std::size_t base, std::string_view key, bool last) noexcept;
   bool push(bool is_object) noexcept;
   bool pop(bool is_object) noexcept;
   void end_value(std::size_t at) noexcept;

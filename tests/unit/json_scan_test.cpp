@@ -125,6 +125,9 @@ const std::vector<json_case>& cases() {
       {.name = "invalid escape never matches", .text = R"({"\q":1,"usage":2})", .key = "q"},
       {.name = "escaped NUL is not the end of the key", .text = R"({"usage\u0000":1})"},
       {.name = "prefix key", .text = R"({"usag":1,"usages":2})"},
+      {.name = "keys as long, or longer, that differ at the end",
+       .text = R"({"usagf":1,"usagex":2,"us\u0061gf":3,"usage":4})", .value = "4",
+       .erased = R"({"usagf":1,"usagex":2,"us\u0061gf":3})"},
       {.name = "empty key", .text = R"({"":1})", .key = "", .value = "1", .erased = "{}"},
 
       // Not objects, or not well-formed up to the member.
@@ -166,6 +169,15 @@ const std::vector<json_case>& cases() {
        .value = R"({"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,)"
                 R"("prompt_tokens_details":{"cached_tokens":0}})",
        .erased = R"({"id":"c","choices":[]})"},
+      {.name = "OpenAI chat.completion",
+       .text = R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,)"
+               R"("model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant",)"
+               R"("content":"w0 w1"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,)"
+               R"("completion_tokens":2,"total_tokens":12}})",
+       .value = R"({"prompt_tokens":10,"completion_tokens":2,"total_tokens":12})",
+       .erased = R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,)"
+                 R"("model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant",)"
+                 R"("content":"w0 w1"},"finish_reason":"stop"}]})"},
       {.name = "Anthropic message_start: usage is nested in message",
        .text = R"({"type":"message_start","message":{"id":"m","usage":{"input_tokens":25}}})"},
       {.name = "Anthropic message_delta: usage at depth 1",

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
 
 namespace openai = tollgate::adapters::openai;
@@ -110,6 +111,42 @@ TEST_CASE("openai: usage objects") {
   CHECK_FALSE(openai::parse_usage("{}"));
   CHECK_FALSE(openai::parse_usage(R"({"prompt_tokens":-3})"));
   CHECK_FALSE(openai::parse_usage("{\"prompt_tokens\":"));
+}
+
+TEST_CASE("openai: usage objects, edge cases") {
+  struct row {
+    const char* json;
+    std::optional<openai::usage> want;
+  };
+  using u = openai::usage;
+  const row rows[] = {
+      // Whole numbers in any spelling count; fractions and negatives do not.
+      {R"({"prompt_tokens":1.0,"completion_tokens":1e2})", u{1, 100, 0}},
+      {R"({"prompt_tokens":1.5,"completion_tokens":2})", u{0, 2, 0}},
+      {R"({"prompt_tokens":-1,"completion_tokens":2})", u{0, 2, 0}},
+      {R"({"prompt_tokens":"5"})", std::nullopt},
+      // Only the usage object's own members, and cached_tokens only in its details.
+      {R"({"x":{"prompt_tokens":5},"completion_tokens":1})", u{0, 1, 0}},
+      {R"({"prompt_tokens":1,"cached_tokens":7})", u{1, 0, 0}},
+      {R"({"prompt_tokens":1,"prompt_tokens_details":{"x":{"cached_tokens":5}}})", u{1, 0, 0}},
+      {R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":5}})", u{1, 0, 5}},
+      // Keys are compared unescaped; of repeated ones, the last counts.
+      {R"({"prompt\u005ftokens":3,"prompt_tokens_d\u0065tails":{"cached\u005ftokens":2}})", u{3, 0, 2}},
+      {R"({"prompt_tokens":1,"prompt_tokens":2})", u{2, 0, 0}},
+      {R"({"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":4},"prompt_tokens_details":{}})", u{1, 0, 0}},
+      // Not JSON, or more than one value.
+      {R"({"prompt_tokens":1} x)", std::nullopt},
+      {R"({"prompt_tokens":01})", std::nullopt},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.json);
+    const auto got = openai::parse_usage(r.json);
+    REQUIRE(got.has_value() == r.want.has_value());
+    if (!got) continue;
+    CHECK(got->prompt_tokens == r.want->prompt_tokens);
+    CHECK(got->completion_tokens == r.want->completion_tokens);
+    CHECK(got->cached_prompt_tokens == r.want->cached_prompt_tokens);
+  }
 }
 
 TEST_CASE("openai: stream chunks, usage wanted by the client: everything forwarded, usage read") {
