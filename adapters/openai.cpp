@@ -62,9 +62,9 @@ void inspect_stream_chunk(std::string_view data, bool hide_usage, stream_chunk_o
   constexpr std::string_view trailing_null_usage = ",\"usage\":null}";
   if (data.ends_with(trailing_null_usage)) {
     if (!hide_usage) return;
-    out.rewritten_data.assign(data.substr(0, data.size() - trailing_null_usage.size()));
-    out.rewritten_data.push_back('}');
-    out.what = stream_chunk_outcome::action::rewrite;
+    out.erase_begin = data.size() - trailing_null_usage.size();
+    out.erase_end = data.size() - 1;  // the closing brace stays
+    out.what = stream_chunk_outcome::action::erase;
     return;
   }
   // Most chunks of a stream that was not asked for usage never mention it: skip the scan.
@@ -87,9 +87,9 @@ void inspect_stream_chunk(std::string_view data, bool hide_usage, stream_chunk_o
       }
     }
   }
-  out.rewritten_data.assign(data.substr(0, member->erase_begin));
-  out.rewritten_data.append(data.substr(member->erase_end));
-  out.what = stream_chunk_outcome::action::rewrite;
+  out.erase_begin = member->erase_begin;
+  out.erase_end = member->erase_end;
+  out.what = stream_chunk_outcome::action::erase;
 }
 
 std::string replace_model(std::string_view body, std::string_view model) {

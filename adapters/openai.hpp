@@ -54,9 +54,12 @@ std::optional<usage> parse_usage(std::string_view usage_json) noexcept;
 
 // What the relay should do with one streamed chunk's `data:` payload.
 struct stream_chunk_outcome {
-  enum class action : std::uint8_t { forward, rewrite, drop };
+  enum class action : std::uint8_t { forward, erase, drop };
   action what = action::forward;
-  std::string rewritten_data;  // the new payload when what == rewrite (buffer reused between chunks)
+  // erase: the payload without its bytes [erase_begin, erase_end) is what the client gets. A
+  // range rather than a new string: the relay splices the event's bytes around it, one copy.
+  std::size_t erase_begin = 0;
+  std::size_t erase_end = 0;
   std::optional<usage> found_usage;
   // The chunk carries generated text or tool-call arguments: roughly one token, which is what
   // a stream cut off before its usage chunk is charged per such chunk.

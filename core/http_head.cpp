@@ -1,6 +1,6 @@
 #include "core/http_head.hpp"
 
-#include <cstring>
+#include "core/swar.hpp"
 
 namespace tollgate::core {
 namespace {
@@ -36,15 +36,9 @@ bool is_control(char c) noexcept { return static_cast<unsigned char>(c) < 0x20 |
 // The first control byte in [p, end), or end. Eight bytes per step: header values are most of
 // a head's bytes, and most hold no control byte at all.
 const char* first_control(const char* p, const char* end) noexcept {
-  constexpr std::uint64_t ones = 0x0101010101010101ULL;
-  constexpr std::uint64_t highs = 0x8080808080808080ULL;
   while (end - p >= 8) {
-    std::uint64_t x;
-    std::memcpy(&x, p, sizeof x);
-    const std::uint64_t below_space = (x - 0x20 * ones) & ~x & highs;
-    const std::uint64_t del = x ^ (0x7f * ones);
-    const std::uint64_t is_del = (del - ones) & ~del & highs;
-    if ((below_space | is_del) != 0) break;  // one of these eight: the loop below finds it
+    const std::uint64_t x = swar::load(p);
+    if (const std::uint64_t controls = swar::below(x, 0x20) | swar::equal_to(x, 0x7f)) return p + swar::first_match(controls);
     p += 8;
   }
   while (p != end && !is_control(*p)) ++p;

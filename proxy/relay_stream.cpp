@@ -23,20 +23,20 @@ struct stream_gauge {
   worker_stats& stats_;
 };
 
-// The event's raw bytes with its payload replaced, so its framing (CRLF or LF, comments,
-// other fields) survives a rewrite; a payload spread over several data lines is re-framed.
-void append_with_new_data(std::string& out, const core::sse_event& event, std::string_view new_data) {
+// The event's raw bytes without part of its payload, so its framing (CRLF or LF, comments,
+// other fields) survives; a payload spread over several data lines is re-framed.
+void append_without(std::string& out, const core::sse_event& event, std::size_t erase_begin, std::size_t erase_end) {
   if (event.data.find('\n') != std::string_view::npos) {
     out += "data: ";
-    out += new_data;
+    out += event.data.substr(0, erase_begin);
+    out += event.data.substr(erase_end);
     out += "\n\n";
     return;
   }
   // A single data line's payload is a view into the event's raw bytes (see sse_event).
   const auto at = static_cast<std::size_t>(event.data.data() - event.raw.data());
-  out.append(event.raw.data(), at);
-  out += new_data;
-  out += event.raw.substr(at + event.data.size());
+  out.append(event.raw.data(), at + erase_begin);
+  out += event.raw.substr(at + erase_end);
 }
 
 // What each upstream event becomes for the client, per relay mode, and how the stream must
@@ -132,8 +132,8 @@ class event_handler {
       case openai::stream_chunk_outcome::action::forward:
         out += event.raw;
         break;
-      case openai::stream_chunk_outcome::action::rewrite:
-        append_with_new_data(out, event, outcome_.rewritten_data);
+      case openai::stream_chunk_outcome::action::erase:
+        append_without(out, event, outcome_.erase_begin, outcome_.erase_end);
         break;
       case openai::stream_chunk_outcome::action::drop:
         break;
