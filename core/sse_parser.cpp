@@ -91,9 +91,11 @@ void sse_parser::scan(std::string_view in, sink on_event) {
       ++i;
       continue;
     }
+    if (c == '\r') block_has_cr_ = true;
     if (!at_line_start_) {
       at_line_start_ = true;
       after_cr_ = c == '\r';
+      ++block_lines_;
       ++i;
       continue;
     }
@@ -129,6 +131,9 @@ void sse_parser::emit_block(std::string_view in, std::size_t begin, std::size_t 
                             sink on_event) {
   at_line_start_ = true;
   after_cr_ = false;
+  const bool one_lf_line = block_lines_ == 1 && !block_has_cr_;
+  block_lines_ = 0;
+  block_has_cr_ = false;
   if (discarding_) {
     discarding_ = false;
     return;
@@ -140,12 +145,28 @@ void sse_parser::emit_block(std::string_view in, std::size_t begin, std::size_t 
     return;
   }
   if (buffer_.empty()) {
-    dispatch(rest, on_event);  // the common case: a view into the caller's bytes, no copy
+    // The common case: a view into the caller's bytes, no copy.
+    if (!(one_lf_line && dispatch_data_line(rest, on_event))) dispatch(rest, on_event);
     return;
   }
   append_bounded(buffer_, rest, max_event_bytes_);
-  dispatch(buffer_, on_event);
+  if (!(one_lf_line && dispatch_data_line(buffer_, on_event))) dispatch(buffer_, on_event);
   buffer_.clear();
+}
+
+// A block that is one "data:" line ended by LF, then the blank line: what dispatch() would
+// make of it, without splitting lines. False for any other single line (a comment, another
+// field), which dispatch() then handles.
+bool sse_parser::dispatch_data_line(std::string_view raw, sink on_event) {
+  constexpr std::string_view field = "data:";
+  if (!raw.starts_with(field)) return false;
+  sse_event ev;
+  ev.raw = raw;
+  ev.data = raw.substr(field.size(), raw.size() - field.size() - 2);  // without "\n\n"
+  if (!ev.data.empty() && ev.data.front() == ' ') ev.data.remove_prefix(1);
+  ev.has_data = true;
+  on_event.call(on_event.target, ev);
+  return true;
 }
 
 void sse_parser::dispatch(std::string_view raw, sink on_event) {
@@ -216,6 +237,8 @@ void sse_parser::reset_stream() noexcept {
   after_cr_ = false;
   held_ = false;
   discarding_ = false;
+  block_lines_ = 0;
+  block_has_cr_ = false;
 }
 
 void sse_parser::reset() noexcept {

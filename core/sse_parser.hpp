@@ -83,6 +83,7 @@ class sse_parser {
   void emit_block(std::string_view in, std::size_t begin, std::size_t end, sink on_event);
   void hold_tail(std::string_view tail);
   void dispatch(std::string_view raw, sink on_event);
+  bool dispatch_data_line(std::string_view raw, sink on_event);
   void reset_stream() noexcept;
 
   std::size_t max_event_bytes_;
@@ -95,6 +96,10 @@ class sse_parser {
   bool after_cr_ = false;      // the last byte was a CR: an LF next is part of the same terminator
   bool held_ = false;          // block complete except for a possible LF after its final CR
   bool discarding_ = false;    // inside an oversized block: skip to its end, keep nothing
+  // What scan() saw of the block in progress: a block of one line and no CR ("data: x\n\n",
+  // nearly every event of a real stream) needs no line splitting.
+  std::size_t block_lines_ = 0;
+  bool block_has_cr_ = false;
 };
 
 }  // namespace tollgate::core

@@ -382,3 +382,27 @@ TEST_CASE("sse_parser: accepts const and mutable callables") {
   CHECK(count == 1);
   CHECK(by_ref.n == 1);
 }
+
+TEST_CASE("sse_parser: one-line data blocks read the same with LF and with CRLF line ends") {
+  // LF blocks of one data line take a shortcut past line splitting; CRLF ones never do.
+  const std::string_view lf_stream =
+      "data: {\"a\":1}\n\ndata:no space\n\ndata:  two spaces\n\ndata:\n\ndata: \n\n: comment\n\n"
+      "event: e\n\ndata\n\ndatum: x\n\nid: 7\n\ndata: [DONE]\n\n";
+  std::string crlf_stream;
+  for (char c : lf_stream) crlf_stream += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  const run_result lf = run({lf_stream}, 1 << 20);
+  const run_result crlf = run({crlf_stream}, 1 << 20);
+  REQUIRE(lf.events.size() == crlf.events.size());
+  for (std::size_t i = 0; i < lf.events.size(); ++i) {
+    CAPTURE(i);
+    CHECK(lf.events[i].event == crlf.events[i].event);
+    CHECK(lf.events[i].data == crlf.events[i].data);
+    CHECK(lf.events[i].id == crlf.events[i].id);
+    CHECK(lf.events[i].has_data == crlf.events[i].has_data);
+    CHECK(lf.events[i].done == crlf.events[i].done);
+  }
+  CHECK(lf.events[1].data == "no space");
+  CHECK(lf.events[2].data == " two spaces");
+  CHECK(lf.events[3].has_data);
+  CHECK(lf.events[3].data.empty());
+}
