@@ -238,3 +238,24 @@ TEST_CASE("openai: chunks that deliver output are recognised") {
     CHECK(out.delivers_output == r.delivers);
   }
 }
+
+TEST_CASE("openai: a chunk delivers output when content, text or arguments is not empty, wherever it sits") {
+  openai::stream_chunk_outcome out;
+  struct example {
+    std::string_view member;
+    bool delivers;
+  };
+  const example examples[] = {
+      {R"("content":"w")", true},     {R"("text":"w")", true},      {R"("arguments":"{")", true},
+      {R"("content":"")", false},     {R"("content":null)", false}, {R"("role":"assistant")", false},
+      {R"("xcontent":"w")", false},
+  };
+  for (const auto& e : examples) {
+    for (std::size_t pad = 0; pad < 40; ++pad) {
+      const std::string chunk = R"({"id":")" + std::string(pad, 'p') + R"(","choices":[{"delta":{)" + std::string(e.member) + "}}]}";
+      CAPTURE(chunk);
+      openai::inspect_stream_chunk(chunk, false, out);
+      CHECK(out.delivers_output == e.delivers);
+    }
+  }
+}
