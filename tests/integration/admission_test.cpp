@@ -118,6 +118,17 @@ TEST_CASE("admission: a body over TOLLGATE_MAX_BODY_BYTES gets 413 and the conne
     }
     CHECK(p.fake.stats().requests == 0);
   }
+  SUBCASE("over the limit, chunked: found while the body arrives") {
+    const std::string piece(1000, 'a');
+    std::string request =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 3; ++i) request += "3e8\r\n" + piece + "\r\n";
+    request += "0\r\n\r\n";
+    const std::string reply = testing::raw_exchange(p.proxy.port(), request, 3s);
+    CHECK(reply.starts_with("HTTP/1.1 413"));
+    CHECK(p.fake.stats().requests == 0);
+  }
 }
 
 TEST_CASE("admission: malformed HTTP gets 400 and the connection closes") {

@@ -117,6 +117,29 @@ TEST_CASE("client connection: a request is read whole however it is split") {
   for (const auto& r : seen) CHECK(r.body == body);
 }
 
+TEST_CASE("client connection: Expect: 100-continue is answered before the body is read") {
+  proxied_fake p;
+  const std::string body = chat_body({{"events", 2}});
+  const std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                           "Expect: 100-continue\r\nConnection: close\r\n";
+  struct example {
+    const char* name;
+    std::string head;
+    std::string body;
+  };
+  const example examples[] = {
+      {"Content-Length", head + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n", body},
+      {"chunked", head + "Transfer-Encoding: chunked\r\n\r\n", hex(body.size()) + "\r\n" + body + "\r\n0\r\n\r\n"},
+  };
+  for (const auto& e : examples) {
+    INFO(e.name);
+    // The body follows only after a pause, as a client waiting for the interim response sends it.
+    const std::string reply = testing::raw_exchange(p.proxy.port(), {e.head, e.body}, 200ms);
+    CHECK(reply.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200"));
+    CHECK(reply.find("w0 w1\"") != std::string::npos);
+  }
+}
+
 TEST_CASE("client connection: HTTP/1.0 closes after the response unless it asks for keep-alive") {
   proxied_fake p;
   const std::string body = chat_body();
