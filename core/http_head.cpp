@@ -162,16 +162,12 @@ head_status read_fields(const char* const begin, const char* p, const char* cons
   }
 }
 
-// The start line's end: its CR, or nullptr when it has not all arrived. `bad` when the line
-// ends in a bare LF or holds a control byte.
-const char* start_line_end(const char* p, const char* end, bool& bad) noexcept {
-  const char* cr = first_control(p, end);
-  if (cr == end || cr + 1 == end) {
-    bad = false;
-    return nullptr;
-  }
-  bad = cr[0] != '\r' || cr[1] != '\n';
-  return cr;
+// Finds the start line's end (its CR). Complete when the whole line is there, ended by CRLF,
+// with no control byte in it.
+head_status find_start_line(const char* begin, const char* end, const char*& cr) noexcept {
+  cr = first_control(begin, end);
+  if (cr == end || cr + 1 == end) return head_status::incomplete;
+  return cr[0] == '\r' && cr[1] == '\n' ? head_status::complete : head_status::unusual;
 }
 
 bool read_version(std::string_view version, bool& http11) noexcept {
@@ -192,10 +188,8 @@ head_status read_request_head(std::string_view bytes, request_head& head) noexce
   const char* const end = begin + bytes.size();
 
   // request-line = method SP request-target SP HTTP-version CRLF
-  bool bad = false;
-  const char* cr = start_line_end(begin, end, bad);
-  if (cr == nullptr) return head_status::incomplete;
-  if (bad) return head_status::unusual;
+  const char* cr = nullptr;
+  if (const head_status line = find_start_line(begin, end, cr); line != head_status::complete) return line;
   const char* p = begin;
   const std::size_t method_size = run_of(p, cr, token_char);
   if (method_size == 0 || p + method_size == cr || p[method_size] != ' ') return head_status::unusual;
@@ -221,10 +215,8 @@ head_status read_response_head(std::string_view bytes, response_head& head) noex
   const char* const end = begin + bytes.size();
 
   // status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF
-  bool bad = false;
-  const char* cr = start_line_end(begin, end, bad);
-  if (cr == nullptr) return head_status::incomplete;
-  if (bad) return head_status::unusual;
+  const char* cr = nullptr;
+  if (const head_status found = find_start_line(begin, end, cr); found != head_status::complete) return found;
   const std::string_view line(begin, static_cast<std::size_t>(cr - begin));
   constexpr std::size_t reason_at = 13;  // "HTTP/1.1 200 "
   if (line.size() < reason_at || line[8] != ' ' || line[12] != ' ' || !read_version(line.substr(0, 8), head.http11))
