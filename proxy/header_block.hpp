@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/http_head.hpp"
 #include "proxy/asio.hpp"
 
 #include <span>
@@ -45,6 +46,21 @@ class header_block {
     return std::string_view(text_).substr(at);
   }
   void add(http::field code, std::string_view name, std::string_view value) { fields_.emplace_back(code, name, value); }
+
+  // Starts the next message with a head core/http_head read: a copy of its text, and its
+  // header lines as views into the copy. Returns what moves any other view into `text` (the
+  // start line's parts) to the copy: the original is a read buffer the next read may reuse.
+  auto adopt(std::string_view text, const core::header_lines& lines) {
+    reset(text.size());
+    auto moved = [copy = keep(text).data(), from = text.data()](std::string_view view) noexcept {
+      return std::string_view(copy + (view.data() - from), view.size());
+    };
+    for (std::size_t i = 0; i < lines.count; ++i) {
+      const auto& line = lines.lines[i];
+      add(http::string_to_field(line.name), moved(line.name), moved(line.value));
+    }
+    return moved;
+  }
 
   std::span<const header_field> fields() const noexcept { return fields_; }
   // The first value of a header, or "" when absent.

@@ -4,7 +4,6 @@
 #include "proxy/http_read.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 namespace tollgate::proxy {
 namespace {
@@ -46,15 +45,9 @@ plain_head take_plain_head(const beast::flat_buffer& buffer, client_request& req
     result.status = core::head_status::unusual;  // the general parser reports the limit
     return result;
   }
-  // The head's views move from the read buffer, which the next read may reuse, to the copy.
-  request.reset(head.head_bytes);
-  const char* copy = request.head().keep(bytes.substr(0, head.head_bytes)).data();
-  auto local = [&](std::string_view view) { return std::string_view(copy + (view.data() - bytes.data()), view.size()); };
-  request.set_line(local(head.method), local(head.target), head.http11);
-  for (std::size_t i = 0; i < head.headers.count; ++i) {
-    const auto& h = head.headers.lines[i];
-    request.head().add(http::string_to_field(h.name), local(h.name), local(h.value));
-  }
+  request.reset(0);
+  const auto moved = request.head().adopt(bytes.substr(0, head.head_bytes), head.headers);
+  request.set_line(moved(head.method), moved(head.target), head.http11);
   result.head_bytes = head.head_bytes;
   result.content_length = head.content_length;
   result.keep_alive = head.keep_alive;

@@ -77,18 +77,7 @@ std::size_t upstream_response::put_head(std::string_view bytes, error_code& ec) 
       break;
     case core::head_status::complete:
       if (head.head_bytes > max_header_bytes_) break;  // Beast's parser reports the limit
-      head_.reset(head.head_bytes);
-      {
-        // The views move from the read buffer, which the body's reads reuse, to the copy.
-        const char* copy = head_.keep(bytes.substr(0, head.head_bytes)).data();
-        auto local = [&](std::string_view view) {
-          return std::string_view(copy + (view.data() - bytes.data()), view.size());
-        };
-        for (std::size_t i = 0; i < head.headers.count; ++i) {
-          const auto& h = head.headers.lines[i];
-          head_.add(http::string_to_field(h.name), local(h.name), local(h.value));
-        }
-      }
+      head_.adopt(bytes.substr(0, head.head_bytes), head.headers);
       status_ = head.status;
       keep_alive_ = head.keep_alive;
       begin_body(head.framing, head.content_length);
