@@ -1,9 +1,10 @@
 #pragma once
 
-// Beast's HTTP parser driven by plain reads on a connection that keeps its own read buffer
-// (client_connection, upstream_connection). http::async_read and friends wrap every read in
-// three composed-operation layers, each with its own frame and executor bookkeeping; at tens
-// of thousands of requests per second per core that was a measurable share of the CPU.
+// A parser driven by plain reads on a connection that keeps its own read buffer
+// (client_connection, upstream_connection): Beast's parsers, or upstream_response, which speaks
+// the same put/put_eof protocol. http::async_read and friends wrap every read in three
+// composed-operation layers, each with its own frame and executor bookkeeping; at tens of
+// thousands of requests per second per core that was a measurable share of the CPU.
 #include "proxy/asio.hpp"
 
 namespace tollgate::proxy {
@@ -46,16 +47,6 @@ net::awaitable<error_code> read_until(Connection& connection, Parser& parser, Do
     }
     if (read_ec) co_return read_ec;
   }
-}
-
-// The first value of a known header, by a scan that compares field codes. Beast's own lookup
-// searches its ordered index comparing names case-insensitively, character by character:
-// for a dozen header lines the scan is several times cheaper.
-template <class Fields>
-std::string_view field_value(const Fields& fields, http::field name) {
-  for (const auto& f : fields)
-    if (f.name() == name) return f.value();
-  return {};
 }
 
 inline constexpr auto head_done = [](const auto& parser) { return parser.is_header_done(); };

@@ -88,14 +88,14 @@ net::awaitable<read_outcome> read_with_parser(client_connection& client, client_
     request.reset(0);
   } else {
     outcome.has_head = true;
+    adopt_parsed(parser.get(), request);
     if (!parser.is_done()) {
-      co_await continue_if_expected(client, field_value(parser.get(), http::field::expect));
+      co_await continue_if_expected(client, request.head().value_of(http::field::expect));
       ec = co_await read_until(client, parser, message_done);
     }
     outcome.what = !ec ? kind::request : ec == http::error::body_limit ? kind::too_large : kind::body_lost;
     outcome.keep_alive = parser.keep_alive();
     outcome.ec = ec;
-    adopt_parsed(parser.get(), request);
   }
   request.body() = std::move(parser.get().body());
   co_return outcome;
