@@ -108,6 +108,7 @@ struct pending_admission {
 
 admission_step::admission_step() = default;
 admission_step::admission_step(admission_step&&) noexcept = default;
+admission_step& admission_step::operator=(admission_step&&) noexcept = default;
 admission_step::~admission_step() = default;
 
 namespace {

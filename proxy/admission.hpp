@@ -53,6 +53,7 @@ struct pending_admission;
 struct admission_step {
   admission_step();
   admission_step(admission_step&&) noexcept;
+  admission_step& operator=(admission_step&&) noexcept;
   ~admission_step();
 
   std::optional<admission_refusal> refusal;

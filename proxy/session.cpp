@@ -155,46 +155,67 @@ net::awaitable<bool> serve_parsed(worker_context& worker, client_connection& cli
   co_return co_await relay(worker, client, relay_args, ctx);
 }
 
-// admit -> route -> translate -> relay. Returns whether the connection may carry another request.
-net::awaitable<bool> handle_request(worker_context& worker, client_connection& client,
-                                    const client_request& request, request_context& ctx,
-                                    bool keep_alive) {
+// What handle_request does next, decided without suspending. Routing, caller identity,
+// parsing and admission are a plain function, so their locals and error texts stay out of
+// handle_request's coroutine frame: Asio recycles frames only up to about 1 KiB, and a bigger
+// one cost a memalign and a free on every request (and evicted a recyclable frame).
+struct request_plan {
+  enum class step : std::uint8_t { reply_error, refuse, list_models, native_messages, admit_remotely, relay };
+  step next = step::reply_error;
+  core::error_kind error = core::error_kind::bad_request;  // reply_error
+  std::string message;                                     // reply_error
+  std::string param;                                       // reply_error
+  admission_step admission;                                // refuse (its refusal), admit_remotely
+  std::optional<openai::front_request> front;              // admit_remotely, relay
+  openai::endpoint endpoint{};                             // admit_remotely, relay
+};
+
+request_plan plan_request(worker_context& worker, const client_request& request, request_context& ctx) {
+  request_plan plan;
+  auto answer = [&plan](core::error_kind kind, std::string message, std::string param = {}) {
+    plan.error = kind;
+    plan.message = std::move(message);
+    plan.param = std::move(param);
+    return std::move(plan);
+  };
+  auto refuse_with = [&plan](admission_refusal refusal) {
+    plan.next = request_plan::step::refuse;
+    plan.admission.refusal = std::move(refusal);
+    return std::move(plan);
+  };
   // ctx.method and ctx.path were filled when the header arrived.
   if (ctx.path == "/v1/models") {
     ctx.route = models_route;
     if (request.method() != http::verb::get)
-      co_return co_await reply_error(worker, client, ctx, core::error_kind::method_not_allowed,
-                                     "Method " + std::string(ctx.method) + " is not allowed on /v1/models; use GET.", keep_alive);
-    co_return co_await write_json(worker, client, ctx, 200, openai::models_list(worker.config.providers), keep_alive);
+      return answer(core::error_kind::method_not_allowed,
+                    "Method " + std::string(ctx.method) + " is not allowed on /v1/models; use GET.");
+    plan.next = request_plan::step::list_models;
+    return plan;
   }
   if (ctx.path == "/v1/messages") {
     ctx.route = messages_route;
     if (request.method() != http::verb::post)
-      co_return co_await reply_error(worker, client, ctx, core::error_kind::method_not_allowed,
-                                     "Method " + std::string(ctx.method) + " is not allowed on /v1/messages; use POST.", keep_alive);
-    co_return co_await handle_native_messages(worker, client, request, ctx, keep_alive);
+      return answer(core::error_kind::method_not_allowed,
+                    "Method " + std::string(ctx.method) + " is not allowed on /v1/messages; use POST.");
+    plan.next = request_plan::step::native_messages;
+    return plan;
   }
   auto endpoint = openai::endpoint_for_path(ctx.path);
   if (!endpoint) {
-    co_return co_await reply_error(worker, client, ctx, core::error_kind::not_found,
-                                   "Unknown request URL: " + std::string(ctx.method) + " " + std::string(ctx.path) +
-                                       ". tollgate serves POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
-                                       "/v1/messages and GET /v1/models.",
-                                   keep_alive);
+    return answer(core::error_kind::not_found,
+                  "Unknown request URL: " + std::string(ctx.method) + " " + std::string(ctx.path) +
+                      ". tollgate serves POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
+                      "/v1/messages and GET /v1/models.");
   }
   ctx.route = static_cast<std::uint8_t>(*endpoint);
   if (request.method() != http::verb::post) {
-    co_return co_await reply_error(worker, client, ctx, core::error_kind::method_not_allowed,
-                                   "Method " + std::string(ctx.method) + " is not allowed on " + std::string(ctx.path) + "; use POST.",
-                                   keep_alive);
+    return answer(core::error_kind::method_not_allowed,
+                  "Method " + std::string(ctx.method) + " is not allowed on " + std::string(ctx.path) + "; use POST.");
   }
 
-  if (auto refusal = identify_caller(worker, request, ctx)) co_return co_await refuse(worker, client, ctx, *refusal, false, keep_alive);
+  if (auto refusal = identify_caller(worker, request, ctx)) return refuse_with(std::move(*refusal));
   auto front = openai::parse_front_request(*endpoint, request.body());
-  if (!front) {
-    co_return co_await reply_error(worker, client, ctx, core::error_kind::bad_request, front.error().message,
-                                   keep_alive, front.error().param);
-  }
+  if (!front) return answer(core::error_kind::bad_request, front.error().message, front.error().param);
   ctx.model = std::move(front->model);
   ctx.model_id = worker.stats.model_id(ctx.model);
   ctx.stream = front->stream;
@@ -202,12 +223,43 @@ net::awaitable<bool> handle_request(worker_context& worker, client_connection& c
 
   admission_input input{request.body(), static_cast<std::int64_t>(ctx.prompt_tokens_estimate),
                         *endpoint != openai::endpoint::embeddings, false};
-  auto admission = admit_and_route(worker, ctx, input);
-  if (admission.pending) admission.refusal = co_await admit_on_accounting_thread(worker, ctx, *admission.pending);
-  if (admission.refusal) co_return co_await refuse(worker, client, ctx, *admission.refusal, false, keep_alive);
+  plan.admission = admit_and_route(worker, ctx, input);
+  if (plan.admission.refusal) {
+    plan.next = request_plan::step::refuse;
+    return plan;
+  }
+  plan.front = std::move(*front);
+  plan.endpoint = *endpoint;
+  plan.next = plan.admission.pending ? request_plan::step::admit_remotely : request_plan::step::relay;
+  return plan;
+}
+
+// admit -> route -> translate -> relay. Returns whether the connection may carry another request.
+net::awaitable<bool> handle_request(worker_context& worker, client_connection& client,
+                                    const client_request& request, request_context& ctx,
+                                    bool keep_alive) {
+  using step = request_plan::step;
+  request_plan plan = plan_request(worker, request, ctx);
+  if (plan.next == step::admit_remotely) {
+    plan.admission.refusal = co_await admit_on_accounting_thread(worker, ctx, *plan.admission.pending);
+    plan.next = plan.admission.refusal ? step::refuse : step::relay;
+  }
+  switch (plan.next) {
+    case step::reply_error:
+      co_return co_await reply_error(worker, client, ctx, plan.error, plan.message, keep_alive, plan.param);
+    case step::refuse:
+      co_return co_await refuse(worker, client, ctx, *plan.admission.refusal, false, keep_alive);
+    case step::list_models:
+      co_return co_await write_json(worker, client, ctx, 200, openai::models_list(worker.config.providers), keep_alive);
+    case step::native_messages:
+      co_return co_await handle_native_messages(worker, client, request, ctx, keep_alive);
+    case step::admit_remotely:
+    case step::relay:
+      break;
+  }
   if (worker.providers[ctx.provider_index].config->type == core::provider_type::openai)
-    co_return co_await relay_passthrough(worker, client, request, ctx, *front, *endpoint, keep_alive);
-  co_return co_await serve_parsed(worker, client, request, ctx, *front, *endpoint, keep_alive);
+    co_return co_await relay_passthrough(worker, client, request, ctx, *plan.front, plan.endpoint, keep_alive);
+  co_return co_await serve_parsed(worker, client, request, ctx, *plan.front, plan.endpoint, keep_alive);
 }
 
 // The account phase: runs for every request, whatever its outcome.
