@@ -235,8 +235,8 @@ std::optional<resolved_model> resolve_model(const provider_set& set, std::string
   return resolve_without_aliases(set.providers, requested);
 }
 
-std::vector<resolved_model> resolve_candidates(const provider_set& set, std::string_view requested) {
-  std::vector<resolved_model> candidates;
+candidate_list resolve_candidates(const provider_set& set, std::string_view requested) {
+  candidate_list candidates;
   auto primary = resolve_model(set, requested);
   if (!primary) return candidates;
   candidates.push_back(std::move(*primary));

@@ -4,6 +4,7 @@
 #include "core/env.hpp"
 #include "core/provider_type.hpp"
 
+#include <boost/container/small_vector.hpp>
 #include <boost/system/result.hpp>
 
 #include <chrono>
@@ -57,9 +58,13 @@ struct resolved_model {
 // alias -> "provider/model" -> a bare name some provider lists -> the first catch-all provider.
 std::optional<resolved_model> resolve_model(const provider_set& set, std::string_view requested);
 
+// The primary and its fallbacks. Resolved for every request and rarely more than a few, so
+// they are kept inline rather than in a heap allocation.
+using candidate_list = boost::container::small_vector<resolved_model, 4>;
+
 // The primary (resolve_model) followed by each fallback target of `requested`, resolved, with
 // repeats of the same provider and model dropped. Empty when the primary does not resolve.
-std::vector<resolved_model> resolve_candidates(const provider_set& set, std::string_view requested);
+candidate_list resolve_candidates(const provider_set& set, std::string_view requested);
 
 // Environment-variable stem of a provider: "local-llm" -> "TOLLGATE_PROVIDER_LOCAL_LLM_".
 std::string provider_variable_prefix(std::string_view provider_name);

@@ -11,6 +11,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 namespace tollgate::proxy {
@@ -102,7 +103,7 @@ std::optional<admission_refusal> identify_caller(const worker_context& worker, c
 struct pending_admission {
   // The snapshot may be replaced while this request waits for the accounting thread.
   std::shared_ptr<const policy_snapshot> policy;
-  std::vector<core::resolved_model> resolved;
+  core::candidate_list resolved;
   admission_ticket ticket;
 };
 
@@ -114,7 +115,7 @@ admission_step::~admission_step() = default;
 namespace {
 
 admission_refusal all_candidates_skipped(const worker_context& worker, const request_context& ctx,
-                                         const std::vector<core::resolved_model>& resolved, std::string_view why,
+                                         const core::candidate_list& resolved, std::string_view why,
                                          std::chrono::seconds retry_after) {
   admission_refusal refusal;
   refusal.kind = core::error_kind::budget_throttled;
@@ -146,9 +147,11 @@ admission_step admit_and_route(worker_context& worker, request_context& ctx, con
   auto resolved = core::resolve_candidates(worker.config.providers, ctx.model);
   if (input.anthropic_only && !resolved.empty()) {
     const auto& primary = providers[resolved.front().provider_index];
-    std::erase_if(resolved, [&](const core::resolved_model& r) {
-      return providers[r.provider_index].type != core::provider_type::anthropic;
-    });
+    resolved.erase(std::remove_if(resolved.begin(), resolved.end(),
+                                  [&](const core::resolved_model& r) {
+                                    return providers[r.provider_index].type != core::provider_type::anthropic;
+                                  }),
+                   resolved.end());
     if (resolved.empty()) {
       auto& refusal = step.refusal.emplace();
       refusal.kind = core::error_kind::bad_request;
