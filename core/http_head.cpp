@@ -54,6 +54,17 @@ bool names_equal(std::string_view text, std::string_view name) noexcept {
   return true;
 }
 
+// names_equal for names of 8 bytes or more, 8 at a time; the last load overlaps the one before
+// it when the length is not a multiple of 8. OR-ing 0x20 into a whole word lower-cases every
+// letter of a token and leaves '-' and digits, which have that bit already, as they are.
+bool long_names_equal(std::string_view text, std::string_view name) noexcept {
+  constexpr std::uint64_t lower_case = 0x2020202020202020ULL;
+  const std::size_t n = name.size();
+  for (std::size_t i = 0; i + 8 < n; i += 8)
+    if ((swar::load(text.data() + i) | lower_case) != swar::load(name.data() + i)) return false;
+  return (swar::load(text.data() + n - 8) | lower_case) == swar::load(name.data() + n - 8);
+}
+
 bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
 
 std::string_view trim_blanks(std::string_view s) noexcept {
@@ -102,20 +113,18 @@ bool read_connection(std::string_view value, framing_fields& facts) noexcept {
 }
 
 // Notes what a framing-related header says; false when it makes the message not plain.
-bool note_field(std::string_view name, std::string_view value, framing_fields& facts) noexcept {
-  switch (name.size()) {
-    case 7:
-      return !names_equal(name, "upgrade");
-    case 10:
-      return !names_equal(name, "connection") || read_connection(value, facts);
-    case 14:
-      if (!names_equal(name, "content-length")) return true;
+bool note_field(header_name id, std::string_view value, framing_fields& facts) noexcept {
+  switch (id) {
+    case header_name::upgrade:
+      return false;
+    case header_name::connection:
+      return read_connection(value, facts);
+    case header_name::content_length:
       if (facts.has_length || !read_content_length(value, facts.length)) return false;
       facts.has_length = true;
       return true;
-    case 17:
+    case header_name::transfer_encoding:
       // Only chunked alone: other codings would have to be undone or passed on.
-      if (!names_equal(name, "transfer-encoding")) return true;
       if (facts.chunked || !names_equal(value, "chunked")) return false;
       facts.chunked = true;
       return true;
@@ -156,8 +165,9 @@ head_status read_fields(const char* const begin, const char* p, const char* cons
     if (headers.count == max_plain_headers) return head_status::unusual;
     const std::string_view name(p, name_size);
     const std::string_view value = trim_blanks(std::string_view(value_begin, static_cast<std::size_t>(cr - value_begin)));
-    if (!note_field(name, value, facts)) return head_status::unusual;
-    headers.lines[headers.count++] = http_header{name, value};
+    const header_name id = classify_header(name);
+    if (!note_field(id, value, facts)) return head_status::unusual;
+    headers.lines[headers.count++] = http_header{name, value, id};
     p = cr + 2;
   }
 }
@@ -246,6 +256,38 @@ head_status read_response_head(std::string_view bytes, response_head& head) noex
     head.keep_alive = false;
   }
   return head_status::complete;
+}
+
+header_name classify_header(std::string_view name) noexcept {
+  using enum header_name;
+  // Dispatched on the length first: most lines are then decided by one compare, or none.
+  auto is = [name](std::string_view lower, header_name id) {
+    const bool equal = lower.size() >= 8 ? long_names_equal(name, lower) : names_equal(name, lower);
+    return equal ? id : other;
+  };
+  switch (name.size()) {
+    case 2: return is("te", te);
+    case 4: return is("host", host);
+    case 6: return is("expect", expect);
+    case 7: {
+      const header_name first = is("trailer", trailer);
+      return first != other ? first : is("upgrade", upgrade);
+    }
+    case 10: {
+      const header_name first = is("connection", connection);
+      return first != other ? first : is("keep-alive", keep_alive);
+    }
+    case 11: return is("retry-after", retry_after);
+    case 12: return is("content-type", content_type);
+    case 13: return is("authorization", authorization);
+    case 14: return is("content-length", content_length);
+    case 15: return is("accept-encoding", accept_encoding);
+    case 16: return is("proxy-connection", proxy_connection);
+    case 17: return is("transfer-encoding", transfer_encoding);
+    case 18: return is("proxy-authenticate", proxy_authenticate);
+    case 19: return is("proxy-authorization", proxy_authorization);
+    default: return other;
+  }
 }
 
 }  // namespace tollgate::core

@@ -31,7 +31,7 @@ core::caller_headers caller_headers_of(const client_request& request) {
   };
   constexpr std::string_view prefix = "x-tollgate-";
   for (const auto& f : request.fields()) {
-    if (f.name() == http::field::authorization) {
+    if (f.name() == core::header_name::authorization) {
       take(1, h.authorization, f.value());
       continue;
     }

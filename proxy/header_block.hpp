@@ -13,14 +13,14 @@ namespace tollgate::proxy {
 // One header line of a message tollgate received.
 class header_field {
  public:
-  header_field(http::field code, std::string_view name, std::string_view value) noexcept
+  header_field(core::header_name code, std::string_view name, std::string_view value) noexcept
       : code_(code), name_(name), value_(value) {}
-  http::field name() const noexcept { return code_; }  // field::unknown for names Beast does not know
+  core::header_name name() const noexcept { return code_; }  // header_name::other for most
   std::string_view name_string() const noexcept { return name_; }  // as sent
   std::string_view value() const noexcept { return value_; }
 
  private:
-  http::field code_;
+  core::header_name code_;
   std::string_view name_;
   std::string_view value_;
 };
@@ -45,7 +45,7 @@ class header_block {
     text_.append(text);
     return std::string_view(text_).substr(at);
   }
-  void add(http::field code, std::string_view name, std::string_view value) { fields_.emplace_back(code, name, value); }
+  void add(core::header_name id, std::string_view name, std::string_view value) { fields_.emplace_back(id, name, value); }
 
   // Starts the next message with a head core/http_head read: a copy of its text, and its
   // header lines as views into the copy. Returns what moves any other view into `text` (the
@@ -57,14 +57,14 @@ class header_block {
     };
     for (std::size_t i = 0; i < lines.count; ++i) {
       const auto& line = lines.lines[i];
-      add(http::string_to_field(line.name), moved(line.name), moved(line.value));
+      add(line.id, moved(line.name), moved(line.value));
     }
     return moved;
   }
 
   std::span<const header_field> fields() const noexcept { return fields_; }
   // The first value of a header, or "" when absent.
-  std::string_view value_of(http::field name) const noexcept {
+  std::string_view value_of(core::header_name name) const noexcept {
     for (const auto& f : fields_)
       if (f.name() == name) return f.value();
     return {};

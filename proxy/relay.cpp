@@ -155,18 +155,19 @@ std::string describe_failure(const relay_request& request, core::error_kind kind
   }
 }
 
-bool is_hop_by_hop(http::field name) {
+bool is_hop_by_hop(core::header_name name) {
+  using enum core::header_name;
   switch (name) {
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::proxy_authenticate:
-    case http::field::proxy_authorization:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::transfer_encoding:
-    case http::field::upgrade:
-    case http::field::content_length:
+    case connection:
+    case keep_alive:
+    case proxy_connection:
+    case proxy_authenticate:
+    case proxy_authorization:
+    case te:
+    case trailer:
+    case transfer_encoding:
+    case upgrade:
+    case content_length:
       return true;
     default:
       return false;
@@ -214,12 +215,12 @@ bool forwards_client_header(const relay_request& request, const header_field& f)
   // With its own key the provider gets that; a virtual key is tollgate's, never the provider's.
   bool own_key = !request.provider.config->api_key.empty() || request.withhold_client_key;
   switch (f.name()) {
-    case http::field::host:
-    case http::field::content_type:
-    case http::field::expect:
-    case http::field::accept_encoding:  // the relay reads bodies to meter them: no compression
+    case core::header_name::host:
+    case core::header_name::content_type:
+    case core::header_name::expect:
+    case core::header_name::accept_encoding:  // the relay reads bodies to meter them: no compression
       return false;
-    case http::field::authorization:
+    case core::header_name::authorization:
       return !own_key;
     default:
       break;
@@ -277,7 +278,7 @@ net::awaitable<bool> relay_plain(worker_context& worker, client_connection& clie
   else http_out::end_head_chunked(head);
 
   bool meter = ctx.upstream_status / 100 == 2 &&
-               response.head().value_of(http::field::content_type).find("json") != std::string_view::npos;
+               response.head().value_of(core::header_name::content_type).find("json") != std::string_view::npos;
   auto& usage_capture = connection.usage_capture();
   usage_capture.reset();
   bool head_sent = false;
@@ -387,7 +388,7 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, client_conne
   http_out::begin_head(out, status, request.keep_alive, ctx.id);
   http_out::add_header(out, "Content-Type", "application/json");
   // A rate-limited caller needs to know when to come back, whichever provider said so.
-  if (auto retry = response.head().value_of(http::field::retry_after); !retry.empty()) http_out::add_header(out, "Retry-After", retry);
+  if (auto retry = response.head().value_of(core::header_name::retry_after); !retry.empty()) http_out::add_header(out, "Retry-After", retry);
   http_out::end_head_with_length(out, body.size());
   out += body;
   ctx.response_bytes = body.size();
@@ -457,7 +458,7 @@ net::awaitable<bool> relay(worker_context& worker, client_connection& client, co
   bool success = ctx.upstream_status / 100 == 2;
   bool stream = request.mode == relay_mode::translated
                     ? success && request.stream
-                    : success && response.head().value_of(http::field::content_type).starts_with("text/event-stream");
+                    : success && response.head().value_of(core::header_name::content_type).starts_with("text/event-stream");
   bool upstream_reusable = false;
   bool client_clean = false;
   if (stream)

@@ -91,7 +91,7 @@ core::error_kind classify_before_response(const error_code& ec);
 core::error_kind classify_mid_body(const error_code& ec);
 std::string describe_failure(const relay_request& request, core::error_kind kind, const error_code& cause,
                              std::uint64_t events);
-bool is_hop_by_hop(http::field name);
+bool is_hop_by_hop(core::header_name name);
 void copy_end_to_end_headers(std::string& out, std::span<const header_field> fields);
 
 // One non-blocking sendmsg of as much of `buffers` as the socket takes now (at most the first

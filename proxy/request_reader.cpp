@@ -61,7 +61,7 @@ void adopt_parsed(const request_message& parsed, client_request& request) {
   request.reset(bytes);
   auto& head = request.head();
   request.set_line(head.keep(parsed.method_string()), head.keep(parsed.target()), parsed.version() == 11);
-  for (const auto& f : parsed) head.add(f.name(), head.keep(f.name_string()), head.keep(f.value()));
+  for (const auto& f : parsed) head.add(core::classify_header(f.name_string()), head.keep(f.name_string()), head.keep(f.value()));
 }
 
 // curl and some SDKs wait for this before sending a body over 1 KiB.
@@ -90,7 +90,7 @@ net::awaitable<read_outcome> read_with_parser(client_connection& client, client_
     outcome.has_head = true;
     adopt_parsed(parser.get(), request);
     if (!parser.is_done()) {
-      co_await continue_if_expected(client, request.head().value_of(http::field::expect));
+      co_await continue_if_expected(client, request.head().value_of(core::header_name::expect));
       ec = co_await read_until(client, parser, message_done);
     }
     outcome.what = !ec ? kind::request : ec == http::error::body_limit ? kind::too_large : kind::body_lost;
@@ -122,7 +122,7 @@ net::awaitable<read_outcome> read_request(client_connection& client, client_requ
         body.assign(static_cast<const char*>(buffer.data().data()), buffered);
         buffer.consume(buffered);
         if (buffered == length) co_return outcome;
-        co_await continue_if_expected(client, request.head().value_of(http::field::expect));
+        co_await continue_if_expected(client, request.head().value_of(core::header_name::expect));
         body.resize(length);
         for (std::size_t have = buffered; have < length;) {
           auto [ec, n] = co_await client.async_read_some(net::buffer(body.data() + have, length - have), use_nothrow);

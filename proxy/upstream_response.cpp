@@ -96,7 +96,7 @@ std::size_t upstream_response::put_head_generally(std::string_view bytes, error_
   std::size_t text_bytes = 0;
   for (const auto& f : message) text_bytes += f.name_string().size() + f.value().size();
   head_.reset(text_bytes);
-  for (const auto& f : message) head_.add(f.name(), head_.keep(f.name_string()), head_.keep(f.value()));
+  for (const auto& f : message) head_.add(core::classify_header(f.name_string()), head_.keep(f.name_string()), head_.keep(f.value()));
   status_ = message.result_int();
   keep_alive_ = general_->keep_alive();
   if (has_no_body(status_)) begin_body(core::body_framing::none, 0);

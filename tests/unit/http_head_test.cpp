@@ -52,6 +52,10 @@ TEST_CASE("http head: a typical SDK request") {
   CHECK(head.headers.lines[2].value == "Bearer sk-1");  // blanks around the value are not part of it
   CHECK(head.headers.lines[3].value.empty());
   CHECK(head.headers.lines[4].value == "27");
+  using tollgate::core::header_name;
+  const header_name ids[] = {header_name::host, header_name::content_type, header_name::authorization,
+                             header_name::other, header_name::content_length};
+  for (std::size_t i = 0; i < 5; ++i) CHECK(head.headers.lines[i].id == ids[i]);
 }
 
 TEST_CASE("http head: every prefix of a head is incomplete, never misread") {
@@ -251,5 +255,58 @@ TEST_CASE("http head: responses that are not the plain shape") {
     INFO(doctest::toString(std::string(bytes)));
     response_head head;
     CHECK(read_response_head(bytes, head) == head_status::unusual);
+  }
+}
+
+TEST_CASE("http head: header names tollgate acts on are classified in any case; every other is other") {
+  using tollgate::core::classify_header;
+  using tollgate::core::header_name;
+  struct row {
+    std::string_view spelled;
+    header_name expected;
+  };
+  const row known[] = {
+      {"accept-encoding", header_name::accept_encoding},
+      {"authorization", header_name::authorization},
+      {"connection", header_name::connection},
+      {"content-length", header_name::content_length},
+      {"content-type", header_name::content_type},
+      {"expect", header_name::expect},
+      {"host", header_name::host},
+      {"keep-alive", header_name::keep_alive},
+      {"proxy-authenticate", header_name::proxy_authenticate},
+      {"proxy-authorization", header_name::proxy_authorization},
+      {"proxy-connection", header_name::proxy_connection},
+      {"retry-after", header_name::retry_after},
+      {"te", header_name::te},
+      {"trailer", header_name::trailer},
+      {"transfer-encoding", header_name::transfer_encoding},
+      {"upgrade", header_name::upgrade},
+  };
+  for (const auto& r : known) {
+    CAPTURE(r.spelled);
+    std::string upper(r.spelled), mixed(r.spelled);
+    for (std::size_t i = 0; i < upper.size(); ++i) {
+      if (upper[i] >= 'a' && upper[i] <= 'z') upper[i] = static_cast<char>(upper[i] - 'a' + 'A');
+      if (i % 2 == 0) mixed[i] = upper[i];
+    }
+    CHECK(classify_header(r.spelled) == r.expected);
+    CHECK(classify_header(upper) == r.expected);
+    CHECK(classify_header(mixed) == r.expected);
+    // One character off, one short, one long: never the name.
+    for (std::size_t i = 0; i < r.spelled.size(); ++i) {
+      std::string off(r.spelled);
+      off[i] = off[i] == 'x' ? 'y' : 'x';
+      CHECK(classify_header(off) == header_name::other);
+    }
+    CHECK(classify_header(r.spelled.substr(1)) == header_name::other);
+    CHECK(classify_header(std::string(r.spelled) + "s") == header_name::other);
+  }
+  // Same lengths as names in the vocabulary, and tokens whose OR with 0x20 is a letter or '-'
+  // only for letters.
+  for (std::string_view other : {"", "x", "accept", "user-agent", "x-api-key", "Content_Type", "content.type",
+                                 "x-tollgate-user", "cookie", "date", "server", "openai-organization"}) {
+    CAPTURE(other);
+    CHECK(classify_header(other) == header_name::other);
   }
 }
