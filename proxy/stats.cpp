@@ -167,12 +167,15 @@ void histogram_data::merge(const histogram_data& other) noexcept {
 worker_stats::worker_stats() { model_names.emplace_back("other"); }
 
 std::uint32_t worker_stats::model_id(std::string_view model) {
-  if (auto it = model_ids_.find(model); it != model_ids_.end()) return it->second;
+  // A request is usually for the model the one before it named, and is looked up twice (as
+  // sent, and as the provider calls it): one compare instead of hashing the name each time.
+  if (last_model_id_ != other_model && model_names[last_model_id_] == model) return last_model_id_;
+  if (auto it = model_ids_.find(model); it != model_ids_.end()) return last_model_id_ = it->second;
   if (model_names.size() > max_models) return other_model;
   auto id = static_cast<std::uint32_t>(model_names.size());
   model_names.emplace_back(model);
   model_ids_.emplace(std::string(model), id);
-  return id;
+  return last_model_id_ = id;
 }
 
 void worker_stats::count_request(std::uint8_t route, std::uint32_t model, int status) {

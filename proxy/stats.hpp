@@ -91,6 +91,7 @@ class worker_stats {
     std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
   };
   std::unordered_map<std::string, std::uint32_t, string_hash, std::equal_to<>> model_ids_;
+  std::uint32_t last_model_id_ = other_model;  // the last id looked up; other_model: none yet
 };
 
 struct process_state {
