@@ -62,6 +62,19 @@ class header_block {
     return moved;
   }
 
+  // A head Beast parsed (the shapes core/http_head leaves alone): the text its lines need
+  // kept, and then the lines themselves, named as the plain reader names them.
+  template <class Fields>
+  static std::size_t text_bytes_of(const Fields& parsed) noexcept {
+    std::size_t bytes = 0;
+    for (const auto& f : parsed) bytes += f.name_string().size() + f.value().size();
+    return bytes;
+  }
+  template <class Fields>
+  void add_parsed(const Fields& parsed) {
+    for (const auto& f : parsed) add(core::classify_header(f.name_string()), keep(f.name_string()), keep(f.value()));
+  }
+
   std::span<const header_field> fields() const noexcept { return fields_; }
   // The first value of a header, or "" when absent.
   std::string_view value_of(core::header_name name) const noexcept {

@@ -56,12 +56,10 @@ plain_head take_plain_head(const beast::flat_buffer& buffer, client_request& req
 
 // What Beast parsed, as a client_request.
 void adopt_parsed(const request_message& parsed, client_request& request) {
-  std::size_t bytes = parsed.method_string().size() + parsed.target().size();
-  for (const auto& f : parsed) bytes += f.name_string().size() + f.value().size();
-  request.reset(bytes);
+  request.reset(parsed.method_string().size() + parsed.target().size() + header_block::text_bytes_of(parsed));
   auto& head = request.head();
   request.set_line(head.keep(parsed.method_string()), head.keep(parsed.target()), parsed.version() == 11);
-  for (const auto& f : parsed) head.add(core::classify_header(f.name_string()), head.keep(f.name_string()), head.keep(f.value()));
+  head.add_parsed(parsed);
 }
 
 // curl and some SDKs wait for this before sending a body over 1 KiB.

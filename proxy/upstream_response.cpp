@@ -93,10 +93,8 @@ std::size_t upstream_response::put_head_generally(std::string_view bytes, error_
   const std::size_t used = general_->put(net::buffer(bytes.data(), bytes.size()), ec);
   if (ec || !general_->is_header_done()) return used;
   const auto& message = general_->get();
-  std::size_t text_bytes = 0;
-  for (const auto& f : message) text_bytes += f.name_string().size() + f.value().size();
-  head_.reset(text_bytes);
-  for (const auto& f : message) head_.add(core::classify_header(f.name_string()), head_.keep(f.name_string()), head_.keep(f.value()));
+  head_.reset(header_block::text_bytes_of(message));
+  head_.add_parsed(message);
   status_ = message.result_int();
   keep_alive_ = general_->keep_alive();
   if (has_no_body(status_)) begin_body(core::body_framing::none, 0);
