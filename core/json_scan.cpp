@@ -1,7 +1,10 @@
 #include "core/json_scan.hpp"
 
+#include "core/swar.hpp"
+
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <utility>
 
@@ -35,11 +38,23 @@ std::size_t backslashes_before(const char* p, std::size_t from, std::size_t end)
   return run;
 }
 
+// The first quote at or after i, or n. Most strings are short (keys, ids, enum values): one
+// inline block finds their end without memchr's call and set-up, which long text then pays
+// only once.
+[[gnu::always_inline]] inline std::size_t find_quote(const char* p, std::size_t n, std::size_t i) noexcept {
+  if (n - i >= swar::block16::size) {
+    if (const unsigned quotes = swar::block16(p + i).equal_to('"'); quotes != 0)
+      return i + static_cast<unsigned>(std::countr_zero(quotes));
+    i += swar::block16::size;
+  }
+  const auto* quote = static_cast<const char*>(std::memchr(p + i, '"', n - i));
+  return quote != nullptr ? static_cast<std::size_t>(quote - p) : n;
+}
+
 // Index of the closing quote of a string, or n if it is not in this chunk. `escape` carries
 // a backslash seen as the last byte of the previous chunk.
-// String contents are most of a body, so candidate quotes are found with memchr; a quote after
-// an odd run of backslashes is escaped. No run straddles a chunk boundary: a chunk that ends
-// on an odd run hands the escape over, and the byte it escapes is skipped here.
+// A quote after an odd run of backslashes is escaped. No run straddles a chunk boundary: a
+// chunk that ends on an odd run hands the escape over, and the byte it escapes is skipped here.
 [[gnu::always_inline]] inline std::size_t skip_string(const char* p, std::size_t n, std::size_t i,
                                                       bool& escape) noexcept {
   if (escape) {
@@ -48,9 +63,8 @@ std::size_t backslashes_before(const char* p, std::size_t from, std::size_t end)
   }
   const std::size_t from = i;
   while (i < n) {
-    const auto* quote = static_cast<const char*>(std::memchr(p + i, '"', n - i));
-    if (!quote) break;
-    const auto q = static_cast<std::size_t>(quote - p);
+    const std::size_t q = find_quote(p, n, i);
+    if (q == n) break;
     if (backslashes_before(p, from, q) % 2 == 0) return q;
     i = q + 1;
   }
@@ -180,6 +194,58 @@ void member_scanner::end_value(std::size_t at) noexcept {
   state_ = state::after_value;
 }
 
+std::size_t member_scanner::skip_container(const char* p, std::size_t n, std::size_t j) noexcept {
+  auto bracket = [this](char d) noexcept {  // false on a mismatch or nesting too deep
+    if (d == '{' || d == '[') return push(d == '{');
+    return pop(d == '}');
+  };
+  while (j < n) {
+    if (container_string_) {
+      j = skip_string(p, n, j, escape_);
+      if (j == n) return still_open;
+      container_string_ = false;
+      ++j;
+      continue;
+    }
+    if (n - j < swar::block16::size) {
+      while (j < n && !stops_container(p[j])) ++j;
+      if (j == n) return still_open;
+      const char d = p[j++];
+      if (d == '"') {
+        container_string_ = true;
+        continue;
+      }
+      if (!bracket(d)) { fail(); return still_open; }
+      if (depth_ == 0) return j;
+      continue;
+    }
+    // Outside strings, a container is keys, short values and punctuation: sixteen bytes are
+    // settled from their masks. The parity of the quotes before a byte says whether it is
+    // inside a string; only brackets outside strings are visited. The masks cannot see
+    // escapes, so they are trusted only up to the block's first backslash, and a string that
+    // is still open at the end of what they covered is left to skip_string.
+    const swar::block16 block(p + j);
+    const unsigned backslashes = block.equal_to('\\');
+    const unsigned covered = backslashes != 0 ? (backslashes & (0u - backslashes)) - 1 : 0xFFFFu;
+    const unsigned quotes = block.equal_to('"') & covered;
+    const unsigned in_string = swar::prefix_parity16(quotes);
+    unsigned brackets = (block.equal_to('{') | block.equal_to('[') | block.equal_to('}') | block.equal_to(']')) &
+                        covered & ~in_string;
+    for (; brackets != 0; brackets &= brackets - 1) {
+      const std::size_t at = j + static_cast<unsigned>(std::countr_zero(brackets));
+      if (!bracket(p[at])) { fail(); return still_open; }
+      if (depth_ == 0) return at + 1;
+    }
+    const std::size_t advance = backslashes != 0 ? static_cast<unsigned>(std::countr_zero(backslashes))
+                                                 : swar::block16::size;
+    // A backslash inside a string starts its escape: skip_string takes the string from
+    // there. One outside strings is not JSON; like any other stray byte it is passed over.
+    container_string_ = std::popcount(quotes) % 2 == 1;
+    j += advance + (backslashes != 0 && !container_string_ ? 1 : 0);
+  }
+  return still_open;
+}
+
 void member_scanner::scan(std::string_view in, std::size_t base, std::string_view key,
                           bool last) noexcept {
   if (outcome_ != outcome::scanning || (stop_at_value_end_ && value_ended_)) return;
@@ -297,32 +363,15 @@ void member_scanner::scan(std::string_view in, std::size_t base, std::string_vie
       }
 
       case state::in_container: {
-        std::size_t j = i;
-        while (j < n) {
-          if (container_string_) {
-            j = skip_string(p, n, j, escape_);
-            if (j == n) break;
-            container_string_ = false;
-            ++j;
-            continue;
-          }
-          while (j < n && !stops_container(p[j])) ++j;
-          if (j == n) break;
-          const char d = p[j++];
-          if (d == '"') {
-            container_string_ = true;
-          } else if (d == '{' || d == '[') {
-            if (!push(d == '{')) { fail(); return; }
-          } else if (d == '}' || d == ']') {
-            if (!pop(d == '}')) { fail(); return; }
-            if (depth_ == 0) {
-              end_value(base + j);
-              if (stop_at_value_end_ && value_ended_) return;
-              break;
-            }
-          }
+        const std::size_t end = skip_container(p, n, i);
+        if (end == still_open) {
+          if (outcome_ == outcome::malformed) return;
+          i = n;
+          break;
         }
-        i = j;
+        end_value(base + end);
+        if (stop_at_value_end_ && value_ended_) return;
+        i = end;
         break;
       }
 

@@ -72,6 +72,11 @@ class member_scanner {
   // run() without its end-of-text check: returns as soon as the outcome is settled or the
   // value sought has ended, so the per-byte loop tests only the chunk's end.
   void scan(std::string_view chunk, std::size_t base, std::string_view key, bool last) noexcept;
+  // Inside a container value, from p[j]: the index just past its closing bracket, or
+  // still_open when it goes on past this chunk or turned out malformed (mismatched brackets,
+  // nesting past max_json_depth), outcome_ then saying which.
+  static constexpr std::size_t still_open = static_cast<std::size_t>(-1);
+  std::size_t skip_container(const char* p, std::size_t n, std::size_t j) noexcept;
   bool push(bool is_object) noexcept;
   bool pop(bool is_object) noexcept;
   void end_value(std::size_t at) noexcept;

@@ -212,9 +212,7 @@ TEST_CASE("ledger: group commit writes a batch in few transactions") {
 }
 
 TEST_CASE("ledger: a batch of any size lands completely, in order, every field intact") {
-  constexpr std::size_t k = detail::rows_per_insert;
-  // Shorter than a chunk, exactly one, one chunk plus a row, and two chunks plus a tail.
-  for (const std::size_t n : {std::size_t{1}, k - 1, k, k + 1, 2 * k + 3}) {
+  for (const std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{33}, std::size_t{5000}}) {
     CAPTURE(n);
     temp_dir dir;
     const auto path = dir.file("ledger.db");
@@ -230,8 +228,7 @@ TEST_CASE("ledger: a batch of any size lands completely, in order, every field i
 }
 
 TEST_CASE("ledger: a batch that fails part-way is rolled back and retried whole") {
-  constexpr std::size_t k = detail::rows_per_insert;
-  constexpr std::size_t n = 2 * k + 3;
+  constexpr std::size_t n = 67;
   temp_dir dir;
   const auto path = dir.file("ledger.db");
   {
@@ -244,11 +241,12 @@ TEST_CASE("ledger: a batch that fails part-way is rolled back and retried whole"
                          " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
   }
-  // A row of the second chunk, after the first chunk's rows are already in the transaction;
-  // and a row of the tail, after both chunks.
+  // The batch is one INSERT ... SELECT: a row failing in the middle or at the end comes after
+  // earlier rows of the same statement are already in the transaction.
   std::size_t poisoned = 0;
-  SUBCASE("in a multi-row chunk") { poisoned = k + 5; }
-  SUBCASE("in the one-row tail") { poisoned = 2 * k + 1; }
+  SUBCASE("the first row") { poisoned = 0; }
+  SUBCASE("a middle row") { poisoned = n / 2; }
+  SUBCASE("the last row") { poisoned = n - 1; }
   CAPTURE(poisoned);
   std::vector<ledger_record> records;
   for (std::size_t i = 0; i < n; ++i) records.push_back(distinct_record(static_cast<std::int64_t>(i)));
@@ -288,6 +286,34 @@ TEST_CASE("ledger: a batch that fails part-way is rolled back and retried whole"
   CHECK(s.queued == 0);
   l.stop();
   check_exactly(path, records);
+}
+
+TEST_CASE("ledger: the batch table exists only for the writer's own statement") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  {
+    auto opened = open_database(path);
+    REQUIRE_MESSAGE(opened, opened.error);
+    // A trigger in the file that tries to read the batch as it is inserted.
+    REQUIRE(sqlite3_exec(opened.db.get(),
+                         "CREATE TABLE copied (request_id TEXT);"
+                         "CREATE TRIGGER copy_batch AFTER INSERT ON requests"
+                         " BEGIN INSERT INTO copied SELECT request_id FROM tollgate_pending_requests; END;",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  ledger l(path, ledger_options{.flush_interval = 60'000ms});
+  REQUIRE(l.submit(0, make_record(1)));
+  l.stop();
+  // Refused (SQLITE_VTAB_DIRECTONLY), so the batch could not be written through the trigger.
+  CHECK(l.stats().written == 0);
+  CHECK(l.last_error().find("tollgate_pending_requests") != std::string::npos);
+  // Other connections have no such table, and nothing of it is stored in the file.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "SELECT * FROM tollgate_pending_requests", nullptr, nullptr, nullptr) == SQLITE_ERROR);
+  CHECK(std::string(sqlite3_errmsg(db)).find("no such table") != std::string::npos);
+  sqlite3_close(db);
+  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%pending%' AND name <> 'copy_batch'") == 0);
 }
 
 TEST_CASE("ledger: the timer flushes without stop()") {

@@ -396,3 +396,58 @@ TEST_CASE("find_top_level_member: deleting usage:null from every chunk of a stre
     CHECK(find_top_level_member(text, "id"));
   }
 }
+
+TEST_CASE("containers are skipped right at every alignment to the scanner's 16-byte blocks") {
+  // The container skipper reads sixteen bytes at a time and trusts its masks only up to a
+  // block's first backslash. Each container here is placed after 0..31 bytes of padding, so
+  // every tricky byte (quote, backslash run, bracket inside a string, the closing bracket)
+  // lands on every position of a block, and on both sides of a block's end.
+  const std::string_view containers[] = {
+      R"([1,[2,{"u":"]}"}],"]"])",
+      R"({"content":"a \"quoted\" [word] {in} text","n":[1,2,3]})",
+      R"({"k":"\\","l":"\\\\\"]\\","m":["\"","\\\"[","{"]})",
+      R"({"arguments":"{\"location\":\"Paris\",\"days\":[1,2]}","name":"get_weather"})",
+      R"([[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]])",
+      R"({"text":"line one\nline two\n\n\ttabbed \u0022quote\u0022 \\ end","z":{}})",
+      R"(["\\\\\\\\\\\\\\\\","\\\\\\\\\\\\\\\\\"]\"","]"])",
+      R"({"a":"}}}}}}}}}}}}}}}}]]]]]]]]]]]]]]]]"})",
+      // Not JSON, but within what the scan accepts: a backslash outside strings is passed
+      // over like any other stray byte.
+      R"([1, \ ,2,"a\"]",\\,3])",
+  };
+  for (std::string_view container : containers) {
+    for (std::size_t padding = 0; padding < 32; ++padding) {
+      for (std::string_view filler : {" "sv, "x"sv}) {
+        // Filler 'x' inside a string shifts the container without changing the grammar.
+        std::string pad;
+        for (std::size_t i = 0; i < padding; ++i) pad += filler;
+        const std::string text = filler == " " ? "{" + pad + R"("a":)" + std::string(container) +
+                                                     R"(,"usage":)" + std::string(container) + ",\"z\":1}"
+                                               : R"({"p":")" + pad + R"(","a":)" + std::string(container) +
+                                                     R"(,"usage":)" + std::string(container) + ",\"z\":1}";
+        CAPTURE(text);
+        const auto span = find_top_level_member(text, "usage");
+        REQUIRE(span.has_value());
+        CHECK(text.substr(span->value_begin, span->value_end - span->value_begin) == container);
+        const capture_result expected{true, false, true, std::string(container)};
+        CHECK(capture("usage", {text}) == expected);
+        for (std::size_t cut = 1; cut < text.size(); cut += 5) {
+          CAPTURE(cut);
+          CHECK(capture("usage", {text.substr(0, cut), text.substr(cut)}) == expected);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("a bracket mismatch is found at every alignment to the scanner's 16-byte blocks") {
+  for (std::size_t padding = 0; padding < 32; ++padding) {
+    const std::string pad(padding, ' ');
+    for (std::string_view broken : {R"([{"a":"]"]})"sv, R"({"x":[1,2,"}"}})"sv, R"([[["\"]"]]}})"sv}) {
+      const std::string text = "{" + pad + R"("a":)" + std::string(broken) + R"(,"usage":1})";
+      CAPTURE(text);
+      CHECK_FALSE(find_top_level_member(text, "usage").has_value());
+      CHECK(capture("usage", {text}) == capture_result{false, false, true, ""});
+    }
+  }
+}

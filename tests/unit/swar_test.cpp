@@ -64,3 +64,42 @@ TEST_CASE("swar: find_each visits every occurrence in order, at any length and a
     }
   }
 }
+
+TEST_CASE("swar: block16 masks every matching byte of sixteen, at every lane") {
+  for (unsigned lane = 0; lane < 16; ++lane) {
+    for (unsigned char filler : {0x00, 0x22, 0x5c, 0x7f, 0x80, 0xff}) {
+      char bytes[16];
+      for (char& b : bytes) b = static_cast<char>(filler);
+      bytes[lane] = '"';
+      const swar::block16 block(bytes);
+      CAPTURE(lane);
+      CAPTURE(static_cast<unsigned>(filler));
+      const unsigned expected = filler == '"' ? 0xFFFFu : 1u << lane;
+      CHECK(block.equal_to('"') == expected);
+      CHECK(block.equal_to(static_cast<char>(filler)) == (0xFFFFu & ~(filler == '"' ? 0u : 1u << lane)));
+    }
+  }
+}
+
+TEST_CASE("swar: gather_highs packs each byte's high bit into its own bit") {
+  for (unsigned bits = 0; bits < 256; ++bits) {
+    std::uint64_t mask = 0;
+    for (unsigned lane = 0; lane < 8; ++lane)
+      if (bits & (1u << lane)) mask |= 0x80ULL << (8 * lane);
+    CAPTURE(bits);
+    CHECK(swar::gather_highs(mask) == bits);
+  }
+}
+
+TEST_CASE("swar: prefix_parity16 is the running parity of the mask's bits") {
+  for (unsigned mask = 0; mask <= 0xFFFFu; mask += 7) {
+    unsigned expected = 0;
+    bool parity = false;
+    for (unsigned bit = 0; bit < 16; ++bit) {
+      parity ^= ((mask >> bit) & 1u) != 0;
+      if (parity) expected |= 1u << bit;
+    }
+    CAPTURE(mask);
+    REQUIRE(swar::prefix_parity16(mask) == expected);
+  }
+}
