@@ -1,5 +1,7 @@
 #include "proxy/access_log.hpp"
 
+#include "core/json_string.hpp"
+
 #include <cerrno>
 #include <charconv>
 #include <climits>
@@ -38,7 +40,7 @@ class line_cursor {
     else literal("false");
   }
   void number(std::uint64_t value) noexcept { at_ = std::to_chars(at_, at_ + 20, value).ptr; }
-  void string(std::string_view text) noexcept { at_ = write_json_string(at_, text); }
+  void string(std::string_view text) noexcept { at_ = core::write_json_string(at_, text); }
   // "%.3f" of the duration in milliseconds, without printf: microseconds, rounded.
   void millis(std::chrono::steady_clock::duration d) noexcept {
     auto micros = std::chrono::round<std::chrono::microseconds>(d).count();
@@ -81,51 +83,6 @@ char* access_log::write_timestamp(char* out) {
   out[3] = static_cast<char>('0' + millis % 10);
   out[4] = 'Z';
   return out + 5;
-}
-
-namespace {
-// memcpy's pointers must be valid even for zero bytes, and an empty view may hold nullptr.
-char* copy_run(char* out, const char* from, const char* to) noexcept {
-  if (from == to) return out;
-  std::memcpy(out, from, static_cast<std::size_t>(to - from));
-  return out + (to - from);
-}
-}  // namespace
-
-char* write_json_string(char* out, std::string_view text) noexcept {
-  static constexpr char hex[] = "0123456789abcdef";
-  *out++ = '"';
-  // Log fields rarely need escaping: copy the runs between escapes whole.
-  const char* run = text.data();
-  const char* const end = run + text.size();
-  for (const char* p = run; p != end; ++p) {
-    const auto u = static_cast<unsigned char>(*p);
-    if (u >= 0x20 && u != '"' && u != '\\') continue;
-    out = copy_run(out, run, p);
-    run = p + 1;
-    *out++ = '\\';
-    switch (u) {
-      case '"': *out++ = '"'; break;
-      case '\\': *out++ = '\\'; break;
-      case '\n': *out++ = 'n'; break;
-      case '\r': *out++ = 'r'; break;
-      case '\t': *out++ = 't'; break;
-      default:
-        std::memcpy(out, "u00", 3);
-        out[3] = hex[u >> 4];
-        out[4] = hex[u & 0xf];
-        out += 5;
-    }
-  }
-  out = copy_run(out, run, end);
-  *out++ = '"';
-  return out;
-}
-
-void append_json_string(std::string& out, std::string_view text) {
-  const std::size_t at = out.size();
-  out.resize(at + 2 + 6 * text.size());
-  out.resize(static_cast<std::size_t>(write_json_string(out.data() + at, text) - out.data()));
 }
 
 void access_log::record(const request_context& ctx) {

@@ -39,12 +39,6 @@ class access_log {
   std::size_t cached_length_ = 0;
 };
 
-// Writes text as a JSON string literal, quotes included, at `out`, which has room for
-// 2 + 6 * text.size() bytes; returns the end of what it wrote.
-char* write_json_string(char* out, std::string_view text) noexcept;
-// The same, appended to a string.
-void append_json_string(std::string& out, std::string_view text);
-
 // {"event":...} line for lifecycle events, written directly (not on the hot path).
 void write_event_line(int fd, const std::string& json_object_text) noexcept;
 

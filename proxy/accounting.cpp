@@ -1,5 +1,6 @@
 #include "proxy/accounting.hpp"
 
+#include "core/json_string.hpp"
 #include "core/this_thread.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/alert_webhook.hpp"
@@ -243,9 +244,9 @@ void accounting::report_unpriced(std::string provider, std::string model) {
   net::post(io_, [this, provider = std::move(provider), model = std::move(model)] {
     if (!unpriced_.note(provider + "/" + model)) return;
     std::string line = "{\"event\":\"unpriced_model\",\"provider\":";
-    append_json_string(line, provider);
+    core::append_json_string(line, provider);
     line += ",\"model\":";
-    append_json_string(line, model);
+    core::append_json_string(line, model);
     line += ",\"message\":\"no price known: its requests are recorded with cost 0 and counted in "
             "tollgate_unpriced_requests_total; set TOLLGATE_PRICES or TOLLGATE_PRICES_FILE\"}";
     write_event_line(STDOUT_FILENO, line);
@@ -346,9 +347,9 @@ void accounting::persist(std::function<void(storage::ledger&, std::function<void
   op(ledger_, [what = std::move(what)](storage::task_result result) {
     if (result.ok) return;
     std::string line = "{\"event\":\"ledger_write_failed\",\"what\":";
-    append_json_string(line, what);
+    core::append_json_string(line, what);
     line += ",\"error\":";
-    append_json_string(line, result.error);
+    core::append_json_string(line, result.error);
     line += "}";
     write_event_line(STDOUT_FILENO, line);
   });

@@ -1,5 +1,6 @@
 #include "proxy/alert_webhook.hpp"
 
+#include "core/json_string.hpp"
 #include "proxy/access_log.hpp"
 
 #include <unistd.h>
@@ -17,9 +18,9 @@ ssl::context& with_client_defaults(ssl::context& context) {
 
 void log_failure(const std::string& url, std::string_view why) {
   std::string line = "{\"event\":\"alert_webhook_failed\",\"url\":";
-  append_json_string(line, url);
+  core::append_json_string(line, url);
   line += ",\"error\":";
-  append_json_string(line, why);
+  core::append_json_string(line, why);
   line += "}";
   write_event_line(STDOUT_FILENO, line);
 }

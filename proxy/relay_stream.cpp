@@ -2,9 +2,9 @@
 
 #include "adapters/anthropic.hpp"
 #include "adapters/openai.hpp"
+#include "core/json_string.hpp"
 #include "core/ndjson_parser.hpp"
 #include "core/sse_parser.hpp"
-#include "proxy/access_log.hpp"
 #include "proxy/http_out.hpp"
 
 #include <array>
@@ -88,7 +88,7 @@ class event_handler {
     auto info = core::describe(kind);
     if (request_.mode == relay_mode::anthropic_passthrough) {
       out += "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":";
-      append_json_string(out, message);
+      core::append_json_string(out, message);
       out += "}}\n\n";
       return;
     }

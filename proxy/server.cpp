@@ -1,5 +1,6 @@
 #include "proxy/server.hpp"
 
+#include "core/json_string.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/accounting.hpp"
 #include "proxy/admin_api.hpp"
@@ -45,7 +46,7 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
 
 std::string json_string(std::string_view text) {
   std::string out;
-  append_json_string(out, text);
+  core::append_json_string(out, text);
   return out;
 }
 
@@ -67,9 +68,9 @@ core::sys_seconds wall_now() {
 
 void log_ledger_problem(std::string_view what, const std::string& error) {
   std::string line = "{\"event\":\"ledger_unavailable\",\"what\":";
-  append_json_string(line, what);
+  core::append_json_string(line, what);
   line += ",\"error\":";
-  append_json_string(line, error);
+  core::append_json_string(line, error);
   line += "}";
   write_event_line(STDOUT_FILENO, line);
 }
@@ -91,7 +92,7 @@ std::string readiness_body(bool ready, bool draining, const storage::ledger& led
   body += ",\"queued\":" + std::to_string(stats.queued) + ",\"dropped\":" + std::to_string(stats.dropped);
   if (!stats.healthy) {
     body += ",\"error\":";
-    append_json_string(body, ledger.last_error());
+    core::append_json_string(body, ledger.last_error());
   }
   body += "}}";
   return body;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <new>
 #include <span>
 #include <string_view>
@@ -26,11 +27,11 @@ constexpr auto reopen_backoff = std::chrono::seconds(1);
 // in the database) and only statements may name it, never a trigger or view in the file.
 constexpr const char* pending_table = "tollgate_pending_requests";
 constexpr const char* pending_schema =
-    "CREATE TABLE x(time_ms, request_id, key_fingerprint, departments, user_name, agent, provider,"
+    "CREATE TABLE x(id, time_ms, request_id, key_fingerprint, departments, user_name, agent, provider,"
     " model, route_reason, http_status, prompt_tokens, completion_tokens, cached_tokens,"
     " cost_micro_usd, ttfb_ms, duration_ms, streamed, stream_completed, usage_estimated)";
 constexpr const char* insert_pending_sql =
-    "INSERT INTO requests (time_ms, request_id, key_fingerprint, departments, user_name, agent,"
+    "INSERT INTO requests (id, time_ms, request_id, key_fingerprint, departments, user_name, agent,"
     " provider, model, route_reason, http_status, prompt_tokens, completion_tokens, cached_tokens,"
     " cost_micro_usd, ttfb_ms, duration_ms, streamed, stream_completed, usage_estimated)"
     " SELECT * FROM tollgate_pending_requests";
@@ -45,33 +46,39 @@ struct pending_cursor : sqlite3_vtab_cursor {
   }
 };
 
-// Column i of pending_schema.
-void result_column(sqlite3_context* out, const core::ledger_record_view& r, int column) noexcept {
+// Column `column` of pending_schema, for the row at `index` in its batch. Only the batch's
+// first row names its id; the rest get the next ids in turn (see ledger::commit_pending).
+void result_column(sqlite3_context* out, const core::ledger_record_view& r, std::size_t index,
+                   const detail::pending_batch& batch, int column) noexcept {
   auto text = [out](std::string_view v) {
     // SQLITE_STATIC: the record outlives the statement step that reads it.
     sqlite3_result_text(out, v.data() != nullptr ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC);
   };
   auto integer = [out](std::int64_t v) { sqlite3_result_int64(out, v); };
   switch (column) {
-    case 0: integer(r.time_ms); break;
-    case 1: text(r.request_id); break;
-    case 2: text(r.key_fingerprint); break;
-    case 3: text(r.departments); break;
-    case 4: text(r.user); break;
-    case 5: text(r.agent); break;
-    case 6: text(r.provider); break;
-    case 7: text(r.model); break;
-    case 8: text(r.route_reason); break;
-    case 9: integer(r.http_status); break;
-    case 10: integer(r.prompt_tokens); break;
-    case 11: integer(r.completion_tokens); break;
-    case 12: integer(r.cached_tokens); break;
-    case 13: integer(r.cost_micro_usd); break;
-    case 14: integer(r.ttfb_ms); break;
-    case 15: integer(r.duration_ms); break;
-    case 16: integer(r.streamed ? 1 : 0); break;
-    case 17: integer(r.stream_completed ? 1 : 0); break;
-    case 18: integer(r.usage_estimated ? 1 : 0); break;
+    case 0:
+      if (index == 0) integer(batch.first_id);
+      else sqlite3_result_null(out);
+      break;
+    case 1: integer(r.time_ms); break;
+    case 2: text(r.request_id); break;
+    case 3: text(r.key_fingerprint); break;
+    case 4: text(r.departments); break;
+    case 5: text(r.user); break;
+    case 6: text(r.agent); break;
+    case 7: text(r.provider); break;
+    case 8: text(r.model); break;
+    case 9: text(r.route_reason); break;
+    case 10: integer(r.http_status); break;
+    case 11: integer(r.prompt_tokens); break;
+    case 12: integer(r.completion_tokens); break;
+    case 13: integer(r.cached_tokens); break;
+    case 14: integer(r.cost_micro_usd); break;
+    case 15: integer(r.ttfb_ms); break;
+    case 16: integer(r.duration_ms); break;
+    case 17: integer(r.streamed ? 1 : 0); break;
+    case 18: integer(r.stream_completed ? 1 : 0); break;
+    case 19: integer(r.usage_estimated ? 1 : 0); break;
     default: sqlite3_result_null(out); break;
   }
 }
@@ -130,7 +137,8 @@ const sqlite3_module pending_module = [] {
     return cursor->at >= cursor->rows.size() ? 1 : 0;
   };
   m.xColumn = [](sqlite3_vtab_cursor* base, sqlite3_context* out, int column) -> int {
-    result_column(out, static_cast<const pending_cursor*>(base)->row, column);
+    const auto* cursor = static_cast<const pending_cursor*>(base);
+    result_column(out, cursor->row, cursor->at, *static_cast<const pending_vtab*>(base->pVtab)->batch, column);
     return SQLITE_OK;
   };
   m.xRowid = [](sqlite3_vtab_cursor* base, sqlite3_int64* rowid) -> int {
@@ -262,6 +270,7 @@ void ledger::stop() noexcept {
   for (auto& slot : producers_) late += slot->ring.drain([](detail::packed_record&&) {});
   if (late != 0) dropped_.fetch_add(late, std::memory_order_relaxed);
   insert_.reset();
+  last_id_.reset();
   db_.reset();
 }
 
@@ -423,7 +432,7 @@ bool ledger::ensure_open() noexcept {
     if (sqlite3_prepare_v3(opened.db.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
         SQLITE_OK) {
       record_failure(sqlite3_extended_errcode(opened.db.get()),
-                     "ledger database " + path_ + ": cannot prepare insert: " +
+                     "ledger database " + path_ + ": cannot prepare statement: " +
                          sqlite3_errmsg(opened.db.get()));
     }
     return std::unique_ptr<sqlite3_stmt, stmt_deleter>(stmt);
@@ -435,6 +444,8 @@ bool ledger::ensure_open() noexcept {
   // Declared after `opened`, so a failure finalizes it before the connection closes.
   auto insert = prepare(insert_pending_sql);
   if (!insert) return false;
+  auto last_id = prepare("SELECT max(id) FROM requests");
+  if (!last_id) return false;
   // Counted by SQLite itself rather than by our loop, so the stat (and the group-commit test)
   // sees every transaction the connection really commits.
   sqlite3_commit_hook(
@@ -446,6 +457,7 @@ bool ledger::ensure_open() noexcept {
       &commits_);
   db_ = std::move(opened.db);
   insert_ = std::move(insert);
+  last_id_ = std::move(last_id);
   healthy_.store(true, std::memory_order_relaxed);
   return true;
 }
@@ -468,6 +480,7 @@ bool ledger::commit_pending() noexcept {
     record_failure(sqlite3_extended_errcode(db),
                    "ledger database " + path_ + ": " + what + ": " + sqlite3_errmsg(db));
     sqlite3_reset(insert);
+    sqlite3_reset(last_id_.get());
     batch_.rows = {};
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
     return false;
@@ -476,7 +489,24 @@ bool ledger::commit_pending() noexcept {
   // busy_timeout) rather than half-way through the batch.
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
     return failed("cannot begin batch");
+  // The first row's id is at or above the floor of every time in the batch and above every
+  // id already written; the rows after it take the next ids, so each row's id is at or above
+  // its own floor (schema.hpp) and ids keep growing in the order rows are written.
+  std::int64_t first_id = 0;
+  for (const auto& record : pending_) first_id = std::max(first_id, requests_id_floor(record.time_ms()));
+  sqlite3_stmt* const last_id = last_id_.get();
+  const int last_rc = sqlite3_step(last_id);
+  if (last_rc != SQLITE_ROW) return failed("cannot read the last id");
+  if (sqlite3_column_type(last_id, 0) != SQLITE_NULL) {
+    const std::int64_t last = sqlite3_column_int64(last_id, 0);
+    // Only a row someone else wrote could sit this high; ours stay below 2^53.
+    if (last > std::numeric_limits<std::int64_t>::max() - static_cast<std::int64_t>(pending_.size()))
+      return failed("no ids left above the largest one in the table");
+    first_id = std::max(first_id, last + 1);
+  }
+  sqlite3_reset(last_id);
   batch_.rows = pending_;
+  batch_.first_id = first_id;
   if (sqlite3_step(insert) != SQLITE_DONE) return failed("cannot insert records");
   sqlite3_reset(insert);
   batch_.rows = {};  // it points into pending_, which is cleared below

@@ -32,6 +32,7 @@ class ledger_task;
 // The batch the writer is inserting, which its connection reads as a table; see ledger.cpp.
 struct pending_batch {
   std::span<const packed_record> rows;
+  std::int64_t first_id = 0;  // the id of rows[0]; the others follow it
 };
 }  // namespace detail
 
@@ -106,7 +107,7 @@ class ledger {
   void append_audit(audit_row row, task_callback done) noexcept;
 
   void query_stats(stats_query query, std::function<void(stats_result)> done) noexcept;
-  // Newest first (time_ms DESC, id DESC); see select_rows for limit and offset.
+  // The rows most recently written first (id DESC); see select_rows for limit and offset.
   void query_rows(std::int64_t limit, std::int64_t offset, std::function<void(rows_result)> done) noexcept;
   // Newest first.
   void query_audit(std::int64_t limit, std::function<void(audit_result)> done) noexcept;
@@ -146,6 +147,7 @@ class ledger {
   db_handle db_;
   struct stmt_deleter { void operator()(sqlite3_stmt* stmt) const noexcept; };
   std::unique_ptr<sqlite3_stmt, stmt_deleter> insert_;  // the whole batch
+  std::unique_ptr<sqlite3_stmt, stmt_deleter> last_id_;  // the largest id in requests
   detail::pending_batch batch_;
   std::vector<detail::packed_record> pending_;
   std::chrono::steady_clock::time_point last_open_attempt_{};

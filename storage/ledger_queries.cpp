@@ -1,5 +1,6 @@
 #include "storage/ledger_queries.hpp"
 
+#include "storage/schema.hpp"
 #include "storage/sql_util.hpp"
 
 #include <algorithm>
@@ -10,20 +11,21 @@ namespace tollgate::storage {
 namespace {
 
 // Aggregated in SQL to one row per (provider, model, status), so a month of rows becomes a
-// handful before C++ folds them into the three group-bys. The window is a range on
-// requests_time. Durations are summed, not averaged, so groups merge exactly.
+// handful before C++ folds them into the three group-bys. The window starts at the id floor of
+// its start (schema.hpp) and reads the table from there. Durations are summed, not averaged,
+// so groups merge exactly.
 constexpr const char* stats_sql =
     "SELECT provider, model, http_status, count(*), sum(prompt_tokens), sum(completion_tokens),"
     " sum(cached_tokens), sum(cost_micro_usd), sum(duration_ms), sum(ttfb_ms), sum(streamed),"
     " sum(streamed AND NOT stream_completed), sum(usage_estimated)"
-    " FROM requests WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY provider, model, http_status";
+    " FROM requests WHERE id >= ?3 AND time_ms >= ?1 AND time_ms < ?2 GROUP BY provider, model, http_status";
 
-// requests_time walked backwards: no sort, and OFFSET skips index entries only.
+// The table walked backwards from its last id: the rows most recently written first, no sort.
 constexpr const char* rows_sql =
     "SELECT id, time_ms, request_id, key_fingerprint, departments, user_name, agent, provider,"
     " model, route_reason, http_status, prompt_tokens, completion_tokens, cached_tokens,"
     " cost_micro_usd, ttfb_ms, duration_ms, streamed, stream_completed, usage_estimated"
-    " FROM requests ORDER BY time_ms DESC, id DESC LIMIT ?1 OFFSET ?2";
+    " FROM requests ORDER BY id DESC LIMIT ?1 OFFSET ?2";
 
 struct accumulator {
   stats_group group;
@@ -83,7 +85,7 @@ stats_result select_stats(sqlite3* db, const stats_query& query) noexcept {
       result.error = sql::error(db, "stats query: cannot prepare");
       return result;
     }
-    stmt.bind(1, query.start_ms).bind(2, query.end_ms);
+    stmt.bind(1, query.start_ms).bind(2, query.end_ms).bind(3, requests_id_floor(query.start_ms));
     accumulator total;
     std::map<std::string, accumulator, std::less<>> by_provider;
     std::map<std::string, accumulator, std::less<>> by_model;

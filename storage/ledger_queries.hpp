@@ -45,14 +45,14 @@ struct stats_result {
 };
 
 struct ledger_row {
-  std::int64_t id = 0;  // the row id: stable, and a tie-breaker for equal times
+  std::int64_t id = 0;  // the row id: stable, growing in the order rows were written
   core::ledger_record record;
 };
 
 struct rows_result {
   bool ok = false;
   std::string error;
-  std::vector<ledger_row> rows;  // newest first: time_ms DESC, id DESC
+  std::vector<ledger_row> rows;  // most recently written first: id DESC
   std::int64_t total = 0;        // every row in the ledger, for paging
 };
 

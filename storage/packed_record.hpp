@@ -33,6 +33,8 @@ class packed_record {
     });
   }
 
+  std::int64_t time_ms() const noexcept { return fields_.time_ms; }
+
   // Valid until this record is next assigned, moved from or destroyed.
   core::ledger_record_view view() const noexcept {
     const std::string_view text = text_.view();

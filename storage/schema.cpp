@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <limits>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace tollgate::storage {
 
@@ -104,7 +108,80 @@ CREATE INDEX throttle_audit_time ON throttle_audit(time_ms);
 -- every ledger insert paid for maintaining it.
 DROP INDEX IF EXISTS requests_provider_time;
 )sql",
+    R"sql(
+-- From here on a row's id bounds its time (requests_id_floor in schema.hpp), so a time window
+-- starts at a known id and requests_time, the last index every insert paid for, goes. The
+-- rows are copied in the order they were written, each given the least id above the one
+-- before that keeps its bound (tollgate_next_request_id), and the copy takes the table's
+-- place. Copying appends in order; renumbering in place moved every row twice and took ten
+-- times as long. legacy_alter_table keeps the rename from re-checking views, which name the
+-- table and find the copy under it; open_database re-creates the table's triggers.
+PRAGMA legacy_alter_table=ON;
+CREATE TABLE requests_v4 (
+  id                INTEGER PRIMARY KEY,
+  time_ms           INTEGER NOT NULL,
+  request_id        TEXT    NOT NULL,
+  key_fingerprint   TEXT    NOT NULL DEFAULT '',
+  departments       TEXT    NOT NULL DEFAULT '',
+  user_name         TEXT    NOT NULL DEFAULT '',
+  agent             TEXT    NOT NULL DEFAULT '',
+  provider          TEXT    NOT NULL,
+  model             TEXT    NOT NULL,
+  route_reason      TEXT    NOT NULL DEFAULT '',
+  http_status       INTEGER NOT NULL,
+  prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  cached_tokens     INTEGER NOT NULL DEFAULT 0,
+  cost_micro_usd    INTEGER NOT NULL DEFAULT 0,
+  ttfb_ms           INTEGER NOT NULL DEFAULT 0,
+  duration_ms       INTEGER NOT NULL DEFAULT 0,
+  streamed          INTEGER NOT NULL DEFAULT 0,
+  stream_completed  INTEGER NOT NULL DEFAULT 0,
+  usage_estimated   INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO requests_v4 (id, time_ms, request_id, key_fingerprint, departments, user_name, agent,
+                         provider, model, route_reason, http_status, prompt_tokens,
+                         completion_tokens, cached_tokens, cost_micro_usd, ttfb_ms, duration_ms,
+                         streamed, stream_completed, usage_estimated)
+SELECT tollgate_next_request_id(time_ms), time_ms, request_id, key_fingerprint, departments,
+       user_name, agent, provider, model, route_reason, http_status, prompt_tokens,
+       completion_tokens, cached_tokens, cost_micro_usd, ttfb_ms, duration_ms, streamed,
+       stream_completed, usage_estimated
+FROM requests ORDER BY id;
+DROP TABLE requests;
+ALTER TABLE requests_v4 RENAME TO requests;
+PRAGMA legacy_alter_table=OFF;
+)sql",
 };
+
+// The version (1-based) whose step copies `requests` into a new table: it needs
+// tollgate_next_request_id, and the old table's triggers must be made again on the copy.
+constexpr int requests_rebuilt_in = 4;
+
+// tollgate_next_request_id(time_ms) for the copy: called once per row in the order rows were
+// written, it returns the least id above the previous one that is at or above the row's
+// floor.
+void next_request_id(sqlite3_context* out, int, sqlite3_value** argv) noexcept {
+  auto* last = static_cast<std::int64_t*>(sqlite3_user_data(out));
+  const std::int64_t floor = requests_id_floor(sqlite3_value_int64(argv[0]));
+  // Ids here stay below 2^53 plus the row count, so the increment cannot overflow.
+  *last = *last == std::numeric_limits<std::int64_t>::min() ? floor : std::max(*last + 1, floor);
+  sqlite3_result_int64(out, *last);
+}
+
+// The CREATE TRIGGER statements of `table`'s triggers, in creation order.
+bool read_triggers(sqlite3* db, const char* table, std::vector<std::string>& out) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE type='trigger' AND tbl_name=?1 ORDER BY rowid",
+                         -1, &stmt, nullptr) != SQLITE_OK)
+    return false;
+  sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+  sqlite3_finalize(stmt);
+  return rc == SQLITE_DONE;
+}
 
 open_result fail(sqlite3* db, const std::string& path, std::string_view what) {
   open_result result;
@@ -183,7 +260,21 @@ open_result open_database(const std::string& path, const open_options& options) 
       if (!exec("BEGIN IMMEDIATE")) return fail(raw, path, "cannot start migration");
       const std::string bump = "PRAGMA user_version=" + std::to_string(v + 1);
       const std::string step(migrations[static_cast<std::size_t>(v)]);
-      if (!exec(step.c_str()) || !exec(bump.c_str())) {
+      const bool rebuilds_requests = v + 1 == requests_rebuilt_in;
+      std::vector<std::string> triggers;
+      std::int64_t last_id = std::numeric_limits<std::int64_t>::min();
+      bool prepared = true;
+      if (rebuilds_requests) {
+        prepared = read_triggers(raw, "requests", triggers) &&
+                   sqlite3_create_function_v2(raw, "tollgate_next_request_id", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY,
+                                              &last_id, next_request_id, nullptr, nullptr, nullptr) == SQLITE_OK;
+      }
+      bool migrated = prepared && exec(step.c_str());
+      for (const std::string& trigger : triggers) migrated = migrated && exec(trigger.c_str());
+      if (rebuilds_requests)  // a null function deletes it: nothing may call it with last_id gone
+        sqlite3_create_function_v2(raw, "tollgate_next_request_id", 1, SQLITE_UTF8, nullptr, nullptr, nullptr,
+                                   nullptr, nullptr);
+      if (!migrated || !exec(bump.c_str())) {
         auto result = fail(raw, path, "migration to version " + std::to_string(v + 1) + " failed");
         exec("ROLLBACK");
         return result;

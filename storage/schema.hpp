@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -9,7 +10,19 @@ namespace tollgate::storage {
 
 // The schema version this build writes. Bump it and append a migration step in schema.cpp;
 // never edit a step that has shipped, since existing files have already run it.
-inline constexpr int schema_version = 3;
+inline constexpr int schema_version = 4;
+
+// A ledger row's id bounds its time from above: id >= requests_id_floor(time_ms), and ids grow
+// in the order rows are written. A window over time_ms therefore starts at a known id, and
+// the table needs no index on time (which every insert would pay to maintain): rows from t on
+// all have ids from requests_id_floor(t) on. Times are clamped to [0, 2^43) ms (until the
+// year 2248), so ids stay below 2^53 and exact in any JSON reader.
+inline constexpr int requests_id_time_shift = 10;
+inline constexpr std::int64_t requests_id_max_time_ms = (std::int64_t{1} << 43) - 1;
+constexpr std::int64_t requests_id_floor(std::int64_t time_ms) noexcept {
+  return (time_ms < 0 ? 0 : time_ms > requests_id_max_time_ms ? requests_id_max_time_ms : time_ms)
+         << requests_id_time_shift;
+}
 
 struct db_closer {
   void operator()(sqlite3* db) const noexcept;

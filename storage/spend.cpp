@@ -23,7 +23,7 @@ constexpr const char* spend_sql =
     " SUM(CASE WHEN time_ms >= ?3 AND time_ms < ?4 THEN 1 ELSE 0 END),"
     " SUM(CASE WHEN time_ms >= ?3 AND time_ms < ?4 THEN prompt_tokens + completion_tokens ELSE 0 END),"
     " SUM(CASE WHEN time_ms >= ?3 AND time_ms < ?4 THEN cost_micro_usd ELSE 0 END)"
-    " FROM requests WHERE time_ms >= ?5 AND time_ms < ?6"
+    " FROM requests WHERE id >= ?7 AND time_ms >= ?5 AND time_ms < ?6"
     " GROUP BY provider, key_fingerprint, departments, user_name";
 
 std::string_view column_text(sqlite3_stmt* stmt, int i) {
@@ -90,6 +90,7 @@ spend_result rebuild_spend(sqlite3* db, time_range day, time_range month) noexce
     sqlite3_bind_int64(stmt, 4, month.end_ms);
     sqlite3_bind_int64(stmt, 5, std::min(day.start_ms, month.start_ms));
     sqlite3_bind_int64(stmt, 6, std::max(day.end_ms, month.end_ms));
+    sqlite3_bind_int64(stmt, 7, requests_id_floor(std::min(day.start_ms, month.start_ms)));
     int rc = SQLITE_ROW;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       const auto provider = column_text(stmt, 0);

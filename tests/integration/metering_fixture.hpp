@@ -133,7 +133,7 @@ inline http_headers department(const std::string& d, http_headers h = {}) {
   return h;
 }
 
-// Every ledger row, newest first, read page by page.
+// Every ledger row, the most recently written first, read page by page.
 inline std::vector<json::object> all_rows(const tollgate_process& proxy, const std::string& token = {}, int page = 1000) {
   std::vector<json::object> rows;
   for (std::int64_t offset = 0;;) {

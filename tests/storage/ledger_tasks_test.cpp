@@ -182,10 +182,10 @@ TEST_CASE("ledger tasks: stats totals and group-bys over a window") {
   CHECK(e.by_provider.empty());
 }
 
-TEST_CASE("ledger tasks: rows page newest first with a total") {
+TEST_CASE("ledger tasks: rows page the most recently written first, with a total") {
   temp_dir dir;
   ledger l(dir.file("ledger.db"), ledger_options{.flush_interval = never});
-  // Times 0,0,1,1,2,2,...: equal times must come back newest-inserted first.
+  // Times 0,0,1,1,2,2,...: the order rows were written in decides, equal times included.
   std::vector<ledger_record> records;
   for (int i = 0; i < 10; ++i) {
     auto r = make_record(i);

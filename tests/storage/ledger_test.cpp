@@ -5,9 +5,11 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -212,7 +214,8 @@ TEST_CASE("ledger: group commit writes a batch in few transactions") {
 }
 
 TEST_CASE("ledger: a batch of any size lands completely, in order, every field intact") {
-  for (const std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{33}, std::size_t{5000}}) {
+  // Under half the ring, so the writer is not woken early: one drain, one commit.
+  for (const std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{33}, std::size_t{3000}}) {
     CAPTURE(n);
     temp_dir dir;
     const auto path = dir.file("ledger.db");
@@ -286,6 +289,60 @@ TEST_CASE("ledger: a batch that fails part-way is rolled back and retried whole"
   CHECK(s.queued == 0);
   l.stop();
   check_exactly(path, records);
+}
+
+TEST_CASE("ledger: ids bound their rows' times across batches, so time windows miss nothing") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  // Start times as requests finish: out of order within a batch, a later batch holding
+  // earlier times (a long stream), a clock stepped far back and then forward.
+  const std::vector<std::vector<std::int64_t>> batches = {
+      {1'700'000'000'500, 1'700'000'000'100, 1'700'000'002'000},
+      {1'700'000'000'050, 1'700'000'001'000},
+      {3, 1'700'000'003'000, 1'600'000'000'000},
+      {1'700'000'003'000, 1'700'000'003'000},
+  };
+  std::vector<std::int64_t> times;
+  ledger l(path, ledger_options{.flush_interval = 60'000ms});
+  std::int64_t n = 0;
+  for (const auto& batch : batches) {
+    for (const std::int64_t t : batch) {
+      auto r = make_record(n++);
+      r.time_ms = t;
+      times.push_back(t);
+      REQUIRE(l.submit(0, r));
+    }
+    awaited<rows_result> committed;  // a query commits what was submitted before it
+    l.query_rows(1, 0, committed.callback());
+    REQUIRE(committed.get().ok);
+  }
+  std::int64_t previous_id = 0;
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    CAPTURE(i);
+    const std::string where = " FROM requests WHERE request_id = 'req-" + std::to_string(i) + "'";
+    const std::int64_t id = scalar(path, ("SELECT id" + where).c_str());
+    CHECK(id >= requests_id_floor(times[i]));
+    CHECK(id > previous_id);
+    previous_id = id;
+  }
+  // Every window, bounded by each time seen and its neighbours, counts what a scan of the
+  // whole table counts.
+  std::vector<std::int64_t> edges = {0, std::numeric_limits<std::int64_t>::max()};
+  for (const std::int64_t t : times) edges.insert(edges.end(), {t - 1, t, t + 1});
+  for (const std::int64_t from : edges) {
+    for (const std::int64_t to : edges) {
+      if (to <= from) continue;
+      CAPTURE(from);
+      CAPTURE(to);
+      awaited<stats_result> stats;
+      l.query_stats(stats_query{from, to}, stats.callback());
+      const auto result = stats.get();
+      REQUIRE(result.ok);
+      const auto expected = std::count_if(times.begin(), times.end(), [&](std::int64_t t) { return t >= from && t < to; });
+      CHECK(result.total.requests == expected);
+    }
+  }
+  l.stop();
 }
 
 TEST_CASE("ledger: the batch table exists only for the writer's own statement") {

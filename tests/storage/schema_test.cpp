@@ -5,6 +5,9 @@
 #include <sqlite3.h>
 
 #include <fstream>
+#include <initializer_list>
+#include <iterator>
+#include <limits>
 #include <string>
 
 using namespace tollgate::storage;
@@ -22,10 +25,10 @@ TEST_CASE("schema: migrates an empty file to the current version") {
   CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
                      "('requests','throttle_audit','budgets','quotas','virtual_keys',"
                      "'quota_models')") == 6);
-  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name IN "
-                     "('requests_time','throttle_audit_time')") == 2);
-  // Every ledger insert maintains each index on requests, so one more is a cost per row.
-  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='index' AND tbl_name='requests'") == 1);
+  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name='throttle_audit_time'") == 1);
+  // Every ledger insert maintains each index on requests, so any index there is a cost per
+  // row; time windows use the ids instead (requests_id_floor).
+  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='index' AND tbl_name='requests'") == 0);
 }
 
 TEST_CASE("schema: a version 1 file migrates to version 2 keeping its rows") {
@@ -77,7 +80,7 @@ TEST_CASE("schema: a version 2 file migrates to version 3 keeping its rows, minu
   REQUIRE(scalar(path, "PRAGMA user_version") == 2);
   REQUIRE(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='requests_provider_time'") == 1);
 
-  auto opened = open_database(path);
+  auto opened = open_database(path, open_options{.target_version = 3});
   REQUIRE_MESSAGE(opened, opened.error);
   CHECK(read_user_version(opened.db.get()) == 3);
   opened.db.reset();
@@ -89,7 +92,74 @@ TEST_CASE("schema: a version 2 file migrates to version 3 keeping its rows, minu
   CHECK(scalar(path, "SELECT created_ms FROM virtual_keys WHERE fingerprint='fp1'") == 5);
 }
 
-TEST_CASE("schema: newest-first paging and stats windows are served by indexes") {
+TEST_CASE("schema: a version 3 file migrates to version 4: ids bound their times, order and rows kept") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  // Rows as a version 3 tollgate wrote them: ids 1, 2, 3, ... in the order written, while
+  // time_ms (a request's start) goes back and forth, as long streams finish after short ones.
+  const std::int64_t times[] = {1'700'000'000'500, 1'700'000'000'100, 1'700'000'000'900, 1'700'000'000'900,
+                                1'700'000'000'900, 1'700'000'000'000, 1'700'000'001'000, 5, -3,
+                                std::int64_t{1} << 50, 1'700'000'002'000};
+  {
+    auto opened = open_database(path, open_options{.target_version = 3});
+    REQUIRE_MESSAGE(opened, opened.error);
+    std::string sql;
+    int i = 0;
+    for (const std::int64_t t : times)
+      sql += "INSERT INTO requests (time_ms, request_id, provider, model, http_status, cost_micro_usd) VALUES (" +
+             std::to_string(t) + ", 'r" + std::to_string(i++) + "', 'openai', 'gpt-4o', 200, 7);";
+    // What an operator may have added: the migration rebuilds the table, and must keep both.
+    sql += "CREATE VIEW expensive AS SELECT request_id FROM requests WHERE cost_micro_usd > 5;"
+           "CREATE TABLE big_spenders (request_id TEXT);"
+           "CREATE TRIGGER note_big AFTER INSERT ON requests WHEN NEW.cost_micro_usd > 1000000"
+           " BEGIN INSERT INTO big_spenders VALUES (NEW.request_id); END;";
+    REQUIRE(sqlite3_exec(opened.db.get(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  auto opened = open_database(path);
+  REQUIRE_MESSAGE(opened, opened.error);
+  CHECK(read_user_version(opened.db.get()) == 4);
+  opened.db.reset();
+  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='requests_time'") == 0);
+  CHECK(scalar(path, "SELECT count(*) FROM requests") == static_cast<std::int64_t>(std::size(times)));
+  CHECK(scalar(path, "SELECT count(*) FROM expensive") == static_cast<std::int64_t>(std::size(times)));
+  std::int64_t previous_id = std::numeric_limits<std::int64_t>::min();
+  for (std::size_t i = 0; i < std::size(times); ++i) {
+    CAPTURE(i);
+    const std::string where = " FROM requests WHERE request_id = 'r" + std::to_string(i) + "'";
+    CHECK(scalar(path, ("SELECT time_ms" + where).c_str()) == times[i]);
+    const std::int64_t id = scalar(path, ("SELECT id" + where).c_str());
+    CHECK(id >= requests_id_floor(times[i]));  // the bound every time window relies on
+    CHECK(id > previous_id);                    // the order rows were written in
+    previous_id = id;
+  }
+  // The trigger still fires on the new table.
+  {
+    auto again = open_database(path);
+    REQUIRE_MESSAGE(again, again.error);
+    REQUIRE(sqlite3_exec(again.db.get(),
+                         "INSERT INTO requests (time_ms, request_id, provider, model, http_status, cost_micro_usd)"
+                         " VALUES (1700000005000, 'big', 'openai', 'gpt-4o', 200, 2000000)",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  CHECK(scalar(path, "SELECT count(*) FROM big_spenders WHERE request_id = 'big'") == 1);
+  // The smallest such numbering: the first row sits on its floor, the second right after it.
+  CHECK(scalar(path, "SELECT id FROM requests WHERE request_id = 'r0'") == requests_id_floor(times[0]));
+  CHECK(scalar(path, "SELECT id FROM requests WHERE request_id = 'r1'") == requests_id_floor(times[0]) + 1);
+}
+
+TEST_CASE("schema: requests_id_floor clamps times so ids stay exact in JSON") {
+  CHECK(requests_id_floor(0) == 0);
+  CHECK(requests_id_floor(-5) == 0);
+  CHECK(requests_id_floor(1) == 1024);
+  CHECK(requests_id_floor(1'700'000'000'000) == 1'700'000'000'000 * 1024);
+  CHECK(requests_id_floor(std::numeric_limits<std::int64_t>::max()) < (std::int64_t{1} << 53));
+  CHECK(requests_id_floor(requests_id_max_time_ms) == requests_id_floor(requests_id_max_time_ms + 1));
+  // Monotonic, which is all the bound needs: a later time never has a lower floor.
+  for (const std::int64_t t : std::initializer_list<std::int64_t>{-1, 0, 1, 1'700'000'000'000, requests_id_max_time_ms - 1})
+    CHECK(requests_id_floor(t) <= requests_id_floor(t + 1));
+}
+
+TEST_CASE("schema: paging and time windows need no index and no sort") {
   temp_dir dir;
   auto opened = open_database(dir.file("ledger.db"));
   REQUIRE_MESSAGE(opened, opened.error);
@@ -104,18 +174,17 @@ TEST_CASE("schema: newest-first paging and stats windows are served by indexes")
     return steps;
   };
   // The same shapes as storage/ledger_queries.cpp, storage/spend.cpp and policy_store.cpp run.
-  const auto rows = plan("SELECT * FROM requests ORDER BY time_ms DESC, id DESC LIMIT 10 OFFSET 20");
-  CHECK_MESSAGE(rows.find("requests_time") != std::string::npos, rows);
+  const auto rows = plan("SELECT * FROM requests ORDER BY id DESC LIMIT 10 OFFSET 20");
   CHECK_MESSAGE(rows.find("TEMP B-TREE") == std::string::npos, rows);
   const auto audit = plan("SELECT * FROM throttle_audit ORDER BY time_ms DESC, id DESC LIMIT 10");
   CHECK_MESSAGE(audit.find("throttle_audit_time") != std::string::npos, audit);
   CHECK_MESSAGE(audit.find("TEMP B-TREE") == std::string::npos, audit);
-  const auto window = plan("SELECT provider, count(*) FROM requests WHERE time_ms >= 1 AND time_ms < 2"
+  const auto window = plan("SELECT provider, count(*) FROM requests WHERE id >= 1024 AND time_ms >= 1 AND time_ms < 2"
                            " GROUP BY provider, model, http_status");
-  CHECK_MESSAGE(window.find("SEARCH requests USING INDEX requests_time") != std::string::npos, window);
-  const auto spend = plan("SELECT provider, sum(cost_micro_usd) FROM requests WHERE time_ms >= 1"
+  CHECK_MESSAGE(window.find("SEARCH requests USING INTEGER PRIMARY KEY (rowid>?)") != std::string::npos, window);
+  const auto spend = plan("SELECT provider, sum(cost_micro_usd) FROM requests WHERE id >= 1024 AND time_ms >= 1"
                           " AND time_ms < 2 GROUP BY provider, key_fingerprint, departments, user_name");
-  CHECK_MESSAGE(spend.find("SEARCH requests USING INDEX requests_time") != std::string::npos, spend);
+  CHECK_MESSAGE(spend.find("SEARCH requests USING INTEGER PRIMARY KEY (rowid>?)") != std::string::npos, spend);
 }
 
 TEST_CASE("schema: WAL, synchronous=NORMAL and busy_timeout are set") {
