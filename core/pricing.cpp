@@ -124,6 +124,19 @@ std::optional<model_price> price_table::lookup(provider_type type, std::string_v
   return lookup(model);
 }
 
+std::optional<model_price> price_memo::lookup(const price_table& table, provider_type type, std::string_view model) {
+  if (table_ == &table && type_ == type && std::string_view(model_.data(), model_size_) == model) return price_;
+  auto price = table.lookup(type, model);
+  if (model.size() <= max_model) {
+    table_ = &table;
+    type_ = type;
+    std::copy(model.begin(), model.end(), model_.begin());
+    model_size_ = model.size();
+    price_ = price;
+  }
+  return price;
+}
+
 std::optional<micro_usd> parse_usd_to_micro(std::string_view text) noexcept {
   const auto dot = text.find('.');
   const auto whole = text.substr(0, dot);

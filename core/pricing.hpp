@@ -2,6 +2,7 @@
 
 #include "core/provider_type.hpp"
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -77,6 +78,23 @@ class price_table {
 
  private:
   std::map<std::string, model_price, std::less<>> entries_;
+};
+
+// The last lookup, remembered for one thread: a worker whose requests name one model prices
+// each with a compare instead of a search through the table. Only for a table that no longer
+// changes (tables are built at start-up and shared const).
+class price_memo {
+ public:
+  std::optional<model_price> lookup(const price_table& table, provider_type type, std::string_view model);
+
+ private:
+  static constexpr std::size_t max_model = 64;  // longer names are looked up every time
+
+  const price_table* table_ = nullptr;
+  provider_type type_{};
+  std::array<char, max_model> model_{};
+  std::size_t model_size_ = 0;
+  std::optional<model_price> price_;
 };
 
 struct price_parse_error {

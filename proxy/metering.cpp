@@ -23,7 +23,7 @@ std::int64_t millis(steady_time from, steady_time to) {
 
 void price(worker_context& worker, request_context& ctx) {
   if (!ctx.provider || !ctx.usage) return;
-  auto model_price = worker.prices->lookup(ctx.provider->type, ctx.upstream_model);
+  auto model_price = worker.last_price.lookup(*worker.prices, ctx.provider->type, ctx.upstream_model);
   // Cost is labelled with the provider's own model name: an alias says nothing about price.
   const auto key = worker_stats::pack_cost_key(ctx.provider_index, worker.stats.model_id(ctx.upstream_model));
   if (!model_price) {

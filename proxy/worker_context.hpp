@@ -52,6 +52,7 @@ struct worker_context {
   accounting* accounts = nullptr;
   storage::ledger* ledger = nullptr;
   const core::price_table* prices = nullptr;
+  core::price_memo last_price;  // of *prices, which never changes once serving starts
   std::shared_ptr<const policy_snapshot> policy = std::make_shared<const policy_snapshot>();
   core::unpriced_models unpriced;
   std::atomic<int> open_sessions{0};

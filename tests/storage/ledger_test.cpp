@@ -19,6 +19,7 @@ using namespace std::chrono_literals;
 using tollgate::core::ledger_record;
 using tollgate::storage::testing::awaited;
 using tollgate::storage::testing::make_record;
+using tollgate::storage::testing::prepare_file;
 using tollgate::storage::testing::scalar;
 using tollgate::storage::testing::temp_dir;
 
@@ -234,16 +235,10 @@ TEST_CASE("ledger: a batch that fails part-way is rolled back and retried whole"
   constexpr std::size_t n = 67;
   temp_dir dir;
   const auto path = dir.file("ledger.db");
-  {
-    auto opened = open_database(path);
-    REQUIRE_MESSAGE(opened, opened.error);
-    REQUIRE(sqlite3_exec(opened.db.get(),
-                         "CREATE TABLE poison (request_id TEXT);"
-                         "CREATE TRIGGER poison_insert BEFORE INSERT ON requests"
-                         " WHEN NEW.request_id IN (SELECT request_id FROM poison)"
-                         " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;",
-                         nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
+  prepare_file(path, "CREATE TABLE poison (request_id TEXT);"
+                     "CREATE TRIGGER poison_insert BEFORE INSERT ON requests"
+                     " WHEN NEW.request_id IN (SELECT request_id FROM poison)"
+                     " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;");
   // The batch is one INSERT ... SELECT: a row failing in the middle or at the end comes after
   // earlier rows of the same statement are already in the transaction.
   std::size_t poisoned = 0;
@@ -348,16 +343,10 @@ TEST_CASE("ledger: ids bound their rows' times across batches, so time windows m
 TEST_CASE("ledger: the batch table exists only for the writer's own statement") {
   temp_dir dir;
   const auto path = dir.file("ledger.db");
-  {
-    auto opened = open_database(path);
-    REQUIRE_MESSAGE(opened, opened.error);
-    // A trigger in the file that tries to read the batch as it is inserted.
-    REQUIRE(sqlite3_exec(opened.db.get(),
-                         "CREATE TABLE copied (request_id TEXT);"
-                         "CREATE TRIGGER copy_batch AFTER INSERT ON requests"
-                         " BEGIN INSERT INTO copied SELECT request_id FROM tollgate_pending_requests; END;",
-                         nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
+  // A trigger in the file that tries to read the batch as it is inserted.
+  prepare_file(path, "CREATE TABLE copied (request_id TEXT);"
+                     "CREATE TRIGGER copy_batch AFTER INSERT ON requests"
+                     " BEGIN INSERT INTO copied SELECT request_id FROM tollgate_pending_requests; END;");
   ledger l(path, ledger_options{.flush_interval = 60'000ms});
   REQUIRE(l.submit(0, make_record(1)));
   l.stop();

@@ -13,6 +13,7 @@
 using namespace tollgate::storage;
 using namespace std::chrono_literals;
 using tollgate::storage::testing::awaited;
+using tollgate::storage::testing::prepare_file;
 using tollgate::storage::testing::scalar;
 using tollgate::storage::testing::temp_dir;
 
@@ -227,15 +228,9 @@ TEST_CASE("policy: load_policy on a missing, corrupt, or old file") {
   }
   SUBCASE("a version 1 file is read as far as it goes, without migrating it") {
     const auto path = dir.file("v1.db");
-    {
-      auto opened = open_database(path, open_options{.target_version = 1});
-      REQUIRE_MESSAGE(opened, opened.error);
-      REQUIRE(sqlite3_exec(opened.db.get(),
-                           "INSERT INTO budgets VALUES ('provider','openai','month',NULL,5000000);"
-                           "INSERT INTO budgets VALUES ('provider','openai','day',NULL,300000);"
-                           "INSERT INTO quotas VALUES ('user','alice','month',1000,NULL);",
-                           nullptr, nullptr, nullptr) == SQLITE_OK);
-    }
+    prepare_file(path, "INSERT INTO budgets VALUES ('provider','openai','month',NULL,5000000);"
+                       "INSERT INTO budgets VALUES ('provider','openai','day',NULL,300000);"
+                       "INSERT INTO quotas VALUES ('user','alice','month',1000,NULL);", 1);
     const auto loaded = load_policy(path);
     REQUIRE_MESSAGE(loaded.ok, loaded.error);
     CHECK(loaded.state.budgets == std::vector{budget("openai", 5'000'000, 300'000)});

@@ -11,6 +11,7 @@
 #include <string>
 
 using namespace tollgate::storage;
+using tollgate::storage::testing::prepare_file;
 using tollgate::storage::testing::scalar;
 using tollgate::storage::testing::temp_dir;
 
@@ -34,20 +35,14 @@ TEST_CASE("schema: migrates an empty file to the current version") {
 TEST_CASE("schema: a version 1 file migrates to version 2 keeping its rows") {
   temp_dir dir;
   const auto path = dir.file("ledger.db");
-  {
-    // Exactly what a version 1 tollgate left behind: step 1 only.
-    auto opened = open_database(path, open_options{.target_version = 1});
-    REQUIRE_MESSAGE(opened, opened.error);
-    REQUIRE(sqlite3_exec(opened.db.get(),
-                         "INSERT INTO requests (time_ms, request_id, provider, model, http_status,"
-                         " cost_micro_usd) VALUES (1, 'r1', 'openai', 'gpt-4o', 200, 77);"
-                         "INSERT INTO throttle_audit (time_ms, provider, from_state, to_state,"
-                         " spent_micro_usd, budget_micro_usd, projected_micro_usd)"
-                         " VALUES (2, 'openai', 'normal', 'throttled', 1, 2, 3);"
-                         "INSERT INTO budgets VALUES ('provider','openai','month',NULL,5000000);"
-                         "INSERT INTO quotas VALUES ('user','alice','day',100,NULL);",
-                         nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
+  // Exactly what a version 1 tollgate left behind: step 1 only.
+  prepare_file(path, "INSERT INTO requests (time_ms, request_id, provider, model, http_status,"
+                     " cost_micro_usd) VALUES (1, 'r1', 'openai', 'gpt-4o', 200, 77);"
+                     "INSERT INTO throttle_audit (time_ms, provider, from_state, to_state,"
+                     " spent_micro_usd, budget_micro_usd, projected_micro_usd)"
+                     " VALUES (2, 'openai', 'normal', 'throttled', 1, 2, 3);"
+                     "INSERT INTO budgets VALUES ('provider','openai','month',NULL,5000000);"
+                     "INSERT INTO quotas VALUES ('user','alice','day',100,NULL);", 1);
   REQUIRE(scalar(path, "PRAGMA user_version") == 1);
   REQUIRE(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='virtual_keys'") == 0);
 
@@ -66,17 +61,11 @@ TEST_CASE("schema: a version 1 file migrates to version 2 keeping its rows") {
 TEST_CASE("schema: a version 2 file migrates to version 3 keeping its rows, minus one index") {
   temp_dir dir;
   const auto path = dir.file("ledger.db");
-  {
-    auto opened = open_database(path, open_options{.target_version = 2});
-    REQUIRE_MESSAGE(opened, opened.error);
-    REQUIRE(sqlite3_exec(opened.db.get(),
-                         "INSERT INTO requests (time_ms, request_id, provider, model, http_status,"
-                         " cost_micro_usd) VALUES (1, 'r1', 'openai', 'gpt-4o', 200, 77),"
-                         " (2, 'r2', 'anthropic', 'claude-sonnet-4', 529, 0);"
-                         "INSERT INTO virtual_keys VALUES"
-                         " ('fp1','hash1','tg_...1','ci','search','alice','bot',5);",
-                         nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
+  prepare_file(path, "INSERT INTO requests (time_ms, request_id, provider, model, http_status,"
+                     " cost_micro_usd) VALUES (1, 'r1', 'openai', 'gpt-4o', 200, 77),"
+                     " (2, 'r2', 'anthropic', 'claude-sonnet-4', 529, 0);"
+                     "INSERT INTO virtual_keys VALUES"
+                     " ('fp1','hash1','tg_...1','ci','search','alice','bot',5);", 2);
   REQUIRE(scalar(path, "PRAGMA user_version") == 2);
   REQUIRE(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='requests_provider_time'") == 1);
 
@@ -100,21 +89,17 @@ TEST_CASE("schema: a version 3 file migrates to version 4: ids bound their times
   const std::int64_t times[] = {1'700'000'000'500, 1'700'000'000'100, 1'700'000'000'900, 1'700'000'000'900,
                                 1'700'000'000'900, 1'700'000'000'000, 1'700'000'001'000, 5, -3,
                                 std::int64_t{1} << 50, 1'700'000'002'000};
-  {
-    auto opened = open_database(path, open_options{.target_version = 3});
-    REQUIRE_MESSAGE(opened, opened.error);
-    std::string sql;
-    int i = 0;
-    for (const std::int64_t t : times)
-      sql += "INSERT INTO requests (time_ms, request_id, provider, model, http_status, cost_micro_usd) VALUES (" +
-             std::to_string(t) + ", 'r" + std::to_string(i++) + "', 'openai', 'gpt-4o', 200, 7);";
-    // What an operator may have added: the migration rebuilds the table, and must keep both.
-    sql += "CREATE VIEW expensive AS SELECT request_id FROM requests WHERE cost_micro_usd > 5;"
-           "CREATE TABLE big_spenders (request_id TEXT);"
-           "CREATE TRIGGER note_big AFTER INSERT ON requests WHEN NEW.cost_micro_usd > 1000000"
-           " BEGIN INSERT INTO big_spenders VALUES (NEW.request_id); END;";
-    REQUIRE(sqlite3_exec(opened.db.get(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
+  std::string sql;
+  int i = 0;
+  for (const std::int64_t t : times)
+    sql += "INSERT INTO requests (time_ms, request_id, provider, model, http_status, cost_micro_usd) VALUES (" +
+           std::to_string(t) + ", 'r" + std::to_string(i++) + "', 'openai', 'gpt-4o', 200, 7);";
+  // What an operator may have added: the migration rebuilds the table, and must keep both.
+  sql += "CREATE VIEW expensive AS SELECT request_id FROM requests WHERE cost_micro_usd > 5;"
+         "CREATE TABLE big_spenders (request_id TEXT);"
+         "CREATE TRIGGER note_big AFTER INSERT ON requests WHEN NEW.cost_micro_usd > 1000000"
+         " BEGIN INSERT INTO big_spenders VALUES (NEW.request_id); END;";
+  prepare_file(path, sql.c_str(), 3);
   auto opened = open_database(path);
   REQUIRE_MESSAGE(opened, opened.error);
   CHECK(read_user_version(opened.db.get()) == 4);
@@ -208,13 +193,7 @@ TEST_CASE("schema: WAL, synchronous=NORMAL and busy_timeout are set") {
 TEST_CASE("schema: re-opening is idempotent and keeps data") {
   temp_dir dir;
   const auto path = dir.file("ledger.db");
-  {
-    auto opened = open_database(path);
-    REQUIRE_MESSAGE(opened, opened.error);
-    REQUIRE(sqlite3_exec(opened.db.get(),
-                         "INSERT INTO budgets VALUES ('provider','openai','month',NULL,5000000)",
-                         nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
+  prepare_file(path, "INSERT INTO budgets VALUES ('provider','openai','month',NULL,5000000)");
   for (int i = 0; i < 3; ++i) {
     auto opened = open_database(path);
     REQUIRE_MESSAGE(opened, opened.error);
@@ -226,11 +205,7 @@ TEST_CASE("schema: re-opening is idempotent and keeps data") {
 TEST_CASE("schema: a newer schema version is refused with a clear error") {
   temp_dir dir;
   const auto path = dir.file("ledger.db");
-  {
-    auto opened = open_database(path);
-    REQUIRE_MESSAGE(opened, opened.error);
-    REQUIRE(sqlite3_exec(opened.db.get(), "PRAGMA user_version=99", nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
+  prepare_file(path, "PRAGMA user_version=99");
   auto opened = open_database(path);
   CHECK_FALSE(opened);
   CHECK(opened.error.find("schema version 99") != std::string::npos);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/ledger_record.hpp"
+#include "storage/schema.hpp"
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -55,6 +56,18 @@ inline core::ledger_record make_record(std::int64_t n) {
   r.completion_tokens = 5;
   r.cost_micro_usd = 3;
   return r;
+}
+
+// Opens `path` as tollgate does (created, migrated up to `version`) and runs `sql` on it: how a
+// test puts a file into the state it needs before the code under test opens it.
+inline void prepare_file(const std::string& path, const char* sql, int version = schema_version) {
+  auto opened = open_database(path, open_options{.target_version = version});
+  REQUIRE_MESSAGE(opened, opened.error);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(opened.db.get(), sql, nullptr, nullptr, &error);
+  const std::string message = error != nullptr ? error : "";
+  sqlite3_free(error);
+  REQUIRE_MESSAGE(rc == SQLITE_OK, message);
 }
 
 // Reads the test's own connection, separate from the writer's, as the admin API will.

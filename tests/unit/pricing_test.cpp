@@ -4,6 +4,7 @@
 
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace {
 
@@ -147,4 +148,36 @@ TEST_CASE("pricing: unpriced models are reported once") {
   CHECK_FALSE(seen.note("mystery-1"));
   CHECK(seen.note("mystery-2"));
   CHECK(seen.seen().size() == 2);
+}
+
+TEST_CASE("pricing: price_memo answers what the table answers, through every change of question") {
+  auto table = price_table::builtin();
+  auto other = price_table::builtin();
+  other.set("gpt-4o", model_price{1, 2, 3});
+  const std::string long_name(80, 'x');  // past the memo's room: looked up every time
+  struct question {
+    const price_table* table;
+    provider_type type;
+    std::string model;
+  };
+  const std::vector<question> questions = {
+      {&table, provider_type::openai, "gpt-4o"},
+      {&table, provider_type::openai, "gpt-4o"},
+      {&table, provider_type::openai, "gpt-4o-2024-08-06"},
+      {&table, provider_type::ollama, "gpt-4o"},  // local: free, whatever the name
+      {&table, provider_type::openai, "gpt-4o"},
+      {&other, provider_type::openai, "gpt-4o"},  // another table, same name
+      {&table, provider_type::openai, "gpt-4o"},
+      {&table, provider_type::openai, "no-such-model"},
+      {&table, provider_type::openai, "no-such-model"},
+      {&table, provider_type::openai, ""},
+      {&table, provider_type::openai, long_name},
+      {&table, provider_type::openai, "gpt-4o"},
+      {&table, provider_type::openai, "gpt-4"},  // a prefix of the remembered name
+  };
+  price_memo memo;
+  for (const auto& q : questions) {
+    CAPTURE(q.model);
+    CHECK(memo.lookup(*q.table, q.type, q.model) == q.table->lookup(q.type, q.model));
+  }
 }
