@@ -13,10 +13,10 @@ namespace relay_detail {
 
 net::execution_context::id disconnect_sweeper::id;
 
-disconnect_watch::disconnect_watch(client_connection& client, std::chrono::steady_clock::time_point started)
+disconnect_watch::disconnect_watch(client_connection& client, std::chrono::steady_clock::time_point started,
+                                   disconnect_sweeper& sweeper)
     : socket_(client.socket()), started_(started) {
-  auto& context = net::query(client.get_executor(), net::execution::context);
-  net::use_service<disconnect_sweeper>(context).enlist(*this);
+  sweeper.enlist(*this);
 }
 
 disconnect_watch::~disconnect_watch() {
@@ -400,7 +400,7 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, client_conne
 
 net::awaitable<bool> relay(worker_context& worker, client_connection& client, const relay_request& request,
                            request_context& ctx) {
-  disconnect_watch watch(client, ctx.started);
+  disconnect_watch watch(client, ctx.started, worker.disconnect_sweeper);
   const auto& target = request.provider.target;
   std::unique_ptr<upstream_connection> connection;
 

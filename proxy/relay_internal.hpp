@@ -34,7 +34,8 @@ class disconnect_watch {
  public:
   static constexpr auto watch_delay = std::chrono::milliseconds(20);
 
-  disconnect_watch(client_connection& client, std::chrono::steady_clock::time_point started);
+  disconnect_watch(client_connection& client, std::chrono::steady_clock::time_point started,
+                   disconnect_sweeper& sweeper);
   ~disconnect_watch();
   disconnect_watch(const disconnect_watch&) = delete;
   disconnect_watch& operator=(const disconnect_watch&) = delete;

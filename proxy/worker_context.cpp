@@ -1,5 +1,7 @@
 #include "proxy/worker_context.hpp"
 
+#include "proxy/relay_internal.hpp"
+
 #include <charconv>
 #include <random>
 #include <unistd.h>
@@ -50,6 +52,8 @@ worker_context::worker_context(unsigned index, const core::config& config, net::
       pool(executor, tls_context, config.upstream_pool_size, config.upstream_connect_timeout),
       log(STDOUT_FILENO, config.access_log),
       draining(draining),
+      disconnect_sweeper(net::use_service<relay_detail::disconnect_sweeper>(
+          net::query(executor, net::execution::context))),
       // Unique across workers and restarts without coordination: random per process and worker.
       id_prefix_(random_hex(8) + "-" + std::to_string(index) + "-") {}
 

@@ -23,6 +23,9 @@ class ledger;
 namespace tollgate::proxy {
 
 class accounting;
+namespace relay_detail {
+class disconnect_sweeper;
+}
 
 // A provider as one worker sees it: where it lives and the request-invariant header lines
 // (Host and its kind of authentication), built once at start-up.
@@ -46,6 +49,8 @@ struct worker_context {
   access_log log;
   const std::atomic<bool>& draining;
   std::atomic<int> in_flight{0};
+  // The io_context's, found once: looking a service up takes the context's registry lock.
+  relay_detail::disconnect_sweeper& disconnect_sweeper;
 
   // Metering, wired at start-up. The policy is this worker's own copy, replaced by a post
   // from the accounting thread whenever keys, limits or throttles change.
