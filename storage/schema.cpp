@@ -115,7 +115,8 @@ DROP INDEX IF EXISTS requests_provider_time;
 -- before that keeps its bound (tollgate_next_request_id), and the copy takes the table's
 -- place. Copying appends in order; renumbering in place moved every row twice and took ten
 -- times as long. legacy_alter_table keeps the rename from re-checking views, which name the
--- table and find the copy under it; open_database re-creates the table's triggers.
+-- table and find the copy under it; open_database re-creates the table's triggers and any
+-- index an operator added.
 PRAGMA legacy_alter_table=ON;
 CREATE TABLE requests_v4 (
   id                INTEGER PRIMARY KEY,
@@ -155,7 +156,8 @@ PRAGMA legacy_alter_table=OFF;
 };
 
 // The version (1-based) whose step copies `requests` into a new table: it needs
-// tollgate_next_request_id, and the old table's triggers must be made again on the copy.
+// tollgate_next_request_id, and what hangs off the old table (triggers, an operator's
+// indexes) must be made again on the copy.
 constexpr int requests_rebuilt_in = 4;
 
 // tollgate_next_request_id(time_ms) for the copy: called once per row in the order rows were
@@ -169,13 +171,17 @@ void next_request_id(sqlite3_context* out, int, sqlite3_value** argv) noexcept {
   sqlite3_result_int64(out, *last);
 }
 
-// The CREATE TRIGGER statements of `table`'s triggers, in creation order.
-bool read_triggers(sqlite3* db, const char* table, std::vector<std::string>& out) {
+// The statements that made `table`'s triggers and indexes, in creation order, but not
+// `except` (an index the migration drops on purpose) nor the indexes SQLite makes itself.
+bool read_dependents(sqlite3* db, const char* table, const char* except, std::vector<std::string>& out) {
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE type='trigger' AND tbl_name=?1 ORDER BY rowid",
+  if (sqlite3_prepare_v2(db,
+                         "SELECT sql FROM sqlite_master WHERE type IN ('trigger', 'index') AND tbl_name=?1"
+                         " AND name<>?2 AND sql IS NOT NULL ORDER BY rowid",
                          -1, &stmt, nullptr) != SQLITE_OK)
     return false;
   sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+  sqlite3_bind_text(stmt, 2, except, -1, SQLITE_STATIC);
   int rc = SQLITE_ROW;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
     out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
@@ -261,16 +267,16 @@ open_result open_database(const std::string& path, const open_options& options) 
       const std::string bump = "PRAGMA user_version=" + std::to_string(v + 1);
       const std::string step(migrations[static_cast<std::size_t>(v)]);
       const bool rebuilds_requests = v + 1 == requests_rebuilt_in;
-      std::vector<std::string> triggers;
+      std::vector<std::string> dependents;
       std::int64_t last_id = std::numeric_limits<std::int64_t>::min();
       bool prepared = true;
       if (rebuilds_requests) {
-        prepared = read_triggers(raw, "requests", triggers) &&
+        prepared = read_dependents(raw, "requests", "requests_time", dependents) &&
                    sqlite3_create_function_v2(raw, "tollgate_next_request_id", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY,
                                               &last_id, next_request_id, nullptr, nullptr, nullptr) == SQLITE_OK;
       }
       bool migrated = prepared && exec(step.c_str());
-      for (const std::string& trigger : triggers) migrated = migrated && exec(trigger.c_str());
+      for (const std::string& statement : dependents) migrated = migrated && exec(statement.c_str());
       if (rebuilds_requests)  // a null function deletes it: nothing may call it with last_id gone
         sqlite3_create_function_v2(raw, "tollgate_next_request_id", 1, SQLITE_UTF8, nullptr, nullptr, nullptr,
                                    nullptr, nullptr);

@@ -94,8 +94,9 @@ TEST_CASE("schema: a version 3 file migrates to version 4: ids bound their times
   for (const std::int64_t t : times)
     sql += "INSERT INTO requests (time_ms, request_id, provider, model, http_status, cost_micro_usd) VALUES (" +
            std::to_string(t) + ", 'r" + std::to_string(i++) + "', 'openai', 'gpt-4o', 200, 7);";
-  // What an operator may have added: the migration rebuilds the table, and must keep both.
-  sql += "CREATE VIEW expensive AS SELECT request_id FROM requests WHERE cost_micro_usd > 5;"
+  // What an operator may have added: the migration rebuilds the table, and must keep them all.
+  sql += "CREATE INDEX requests_by_key ON requests(key_fingerprint);"
+         "CREATE VIEW expensive AS SELECT request_id FROM requests WHERE cost_micro_usd > 5;"
          "CREATE TABLE big_spenders (request_id TEXT);"
          "CREATE TRIGGER note_big AFTER INSERT ON requests WHEN NEW.cost_micro_usd > 1000000"
          " BEGIN INSERT INTO big_spenders VALUES (NEW.request_id); END;";
@@ -105,6 +106,7 @@ TEST_CASE("schema: a version 3 file migrates to version 4: ids bound their times
   CHECK(read_user_version(opened.db.get()) == 4);
   opened.db.reset();
   CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='requests_time'") == 0);
+  CHECK(scalar(path, "SELECT count(*) FROM sqlite_master WHERE name='requests_by_key' AND tbl_name='requests'") == 1);
   CHECK(scalar(path, "SELECT count(*) FROM requests") == static_cast<std::int64_t>(std::size(times)));
   CHECK(scalar(path, "SELECT count(*) FROM expensive") == static_cast<std::int64_t>(std::size(times)));
   std::int64_t previous_id = std::numeric_limits<std::int64_t>::min();
