@@ -189,6 +189,25 @@ bool read_dependents(sqlite3* db, const char* table, const char* except, std::ve
   return rc == SQLITE_DONE;
 }
 
+// Runs the step that copies `requests` into a new table (inside the caller's transaction):
+// with tollgate_next_request_id defined for it, and the old table's triggers and an
+// operator's indexes made again on the copy.
+bool rebuild_requests(sqlite3* db, const char* step) {
+  auto exec = [db](const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; };
+  std::vector<std::string> dependents;
+  if (!read_dependents(db, "requests", "requests_time", dependents)) return false;
+  std::int64_t last_id = std::numeric_limits<std::int64_t>::min();
+  if (sqlite3_create_function_v2(db, "tollgate_next_request_id", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, &last_id,
+                                 next_request_id, nullptr, nullptr, nullptr) != SQLITE_OK)
+    return false;
+  bool ok = exec(step);
+  for (const std::string& statement : dependents) ok = ok && exec(statement.c_str());
+  // A null function deletes it: nothing may call it once last_id is gone.
+  sqlite3_create_function_v2(db, "tollgate_next_request_id", 1, SQLITE_UTF8, nullptr, nullptr, nullptr, nullptr,
+                             nullptr);
+  return ok;
+}
+
 open_result fail(sqlite3* db, const std::string& path, std::string_view what) {
   open_result result;
   result.code = db != nullptr ? sqlite3_extended_errcode(db) : SQLITE_NOMEM;
@@ -266,20 +285,7 @@ open_result open_database(const std::string& path, const open_options& options) 
       if (!exec("BEGIN IMMEDIATE")) return fail(raw, path, "cannot start migration");
       const std::string bump = "PRAGMA user_version=" + std::to_string(v + 1);
       const std::string step(migrations[static_cast<std::size_t>(v)]);
-      const bool rebuilds_requests = v + 1 == requests_rebuilt_in;
-      std::vector<std::string> dependents;
-      std::int64_t last_id = std::numeric_limits<std::int64_t>::min();
-      bool prepared = true;
-      if (rebuilds_requests) {
-        prepared = read_dependents(raw, "requests", "requests_time", dependents) &&
-                   sqlite3_create_function_v2(raw, "tollgate_next_request_id", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY,
-                                              &last_id, next_request_id, nullptr, nullptr, nullptr) == SQLITE_OK;
-      }
-      bool migrated = prepared && exec(step.c_str());
-      for (const std::string& statement : dependents) migrated = migrated && exec(statement.c_str());
-      if (rebuilds_requests)  // a null function deletes it: nothing may call it with last_id gone
-        sqlite3_create_function_v2(raw, "tollgate_next_request_id", 1, SQLITE_UTF8, nullptr, nullptr, nullptr,
-                                   nullptr, nullptr);
+      const bool migrated = v + 1 == requests_rebuilt_in ? rebuild_requests(raw, step.c_str()) : exec(step.c_str());
       if (!migrated || !exec(bump.c_str())) {
         auto result = fail(raw, path, "migration to version " + std::to_string(v + 1) + " failed");
         exec("ROLLBACK");
