@@ -65,18 +65,19 @@ class line_cursor {
 }  // namespace
 
 // The date and time change once a second: strftime runs then, not per line.
-char* access_log::write_timestamp(char* out) {
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  if (now.tv_sec != cached_second_) {
+char* access_log::write_timestamp(char* out, std::int64_t unix_ms) {
+  const std::int64_t ms_in_second = ((unix_ms % 1000) + 1000) % 1000;  // before 1970 too
+  const std::int64_t second = (unix_ms - ms_in_second) / 1000;
+  if (second != cached_second_) {
+    const auto seconds = static_cast<time_t>(second);
     tm utc{};
-    ::gmtime_r(&now.tv_sec, &utc);
+    ::gmtime_r(&seconds, &utc);
     cached_length_ = std::strftime(cached_text_, sizeof cached_text_, "%Y-%m-%dT%H:%M:%S", &utc);
-    cached_second_ = now.tv_sec;
+    cached_second_ = second;
   }
   std::memcpy(out, cached_text_, cached_length_);
   out += cached_length_;
-  const auto millis = static_cast<unsigned>(now.tv_nsec / 1'000'000);
+  const auto millis = static_cast<unsigned>(ms_in_second);
   out[0] = '.';
   out[1] = static_cast<char>('0' + millis / 100);
   out[2] = static_cast<char>('0' + millis / 10 % 10);
@@ -85,7 +86,7 @@ char* access_log::write_timestamp(char* out) {
   return out + 5;
 }
 
-void access_log::record(const request_context& ctx) {
+void access_log::record(const request_context& ctx, std::int64_t finished_unix_ms) {
   if (!enabled_) return;
   if (used_ > flush_threshold) flush();  // the caller flushes at the threshold; this keeps room regardless
   // Model, path and provider name are capped so every line fits max_line_bytes, and can be
@@ -94,7 +95,7 @@ void access_log::record(const request_context& ctx) {
   static_assert(2 + 6 * (request_id::max_size + 16 + 3 * max_field + 64) + 1024 <= max_line_bytes);
   line_cursor out(buffer_.get() + used_);
   out.literal("{\"event\":\"request\",\"ts\":\"");
-  out.advance_to(write_timestamp(out.end()));
+  out.advance_to(write_timestamp(out.end(), finished_unix_ms));
   out.literal("\",\"request_id\":");
   out.string(ctx.id);
   out.literal(",\"method\":");

@@ -2,6 +2,8 @@
 
 #include "proxy/request_context.hpp"
 
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -18,7 +20,8 @@ class access_log {
   access_log& operator=(const access_log&) = delete;
   ~access_log() { flush(); }
 
-  void record(const request_context& ctx);
+  // finished_unix_ms is the line's timestamp: when the request finished.
+  void record(const request_context& ctx, std::int64_t finished_unix_ms);
   void flush() noexcept;
   bool wants_flush() const noexcept { return used_ >= flush_threshold; }
 
@@ -26,7 +29,7 @@ class access_log {
   static constexpr std::size_t flush_threshold = 32 * 1024;
   // The longest line record() can write: every capped field escaped at six bytes a byte.
   static constexpr std::size_t max_line_bytes = 8 * 1024;
-  char* write_timestamp(char* out);
+  char* write_timestamp(char* out, std::int64_t unix_ms);
 
   int fd_;
   bool enabled_;
@@ -34,7 +37,8 @@ class access_log {
   // capacity checks per piece, since room for the longest line is made before it starts.
   std::unique_ptr<char[]> buffer_{new char[flush_threshold + max_line_bytes]};
   std::size_t used_ = 0;
-  long cached_second_ = -1;  // the second cached_text_ ("2026-11-22T04:06:00") shows
+  // The Unix second cached_text_ ("2026-11-22T04:06:00") shows; none yet.
+  std::int64_t cached_second_ = std::numeric_limits<std::int64_t>::min();
   char cached_text_[32] = {};
   std::size_t cached_length_ = 0;
 };

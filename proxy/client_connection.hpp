@@ -26,6 +26,7 @@ class client_connection {
   header_arena& arena() noexcept { return arena_; }
 
   void expires_after(std::chrono::steady_clock::duration timeout) { deadline_.expires_after(timeout); }
+  void expires_at(std::chrono::steady_clock::time_point deadline) { deadline_.expires_at(deadline); }
   void expires_never() noexcept { deadline_.expires_never(); }
 
   template <class MutableBuffers, class Token>

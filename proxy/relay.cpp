@@ -407,7 +407,7 @@ net::awaitable<bool> relay(worker_context& worker, client_connection& client, co
   for (int attempt = 0;; ++attempt) {
     // An idle pooled connection needs no coroutine (each is a frame to allocate).
     std::optional<boost::system::result<upstream_lease, upstream_failure>> lease;
-    if (auto idle = worker.pool.take_idle(target)) lease.emplace(upstream_lease{std::move(idle), true});
+    if (auto idle = worker.pool.take_idle(target, ctx.started)) lease.emplace(upstream_lease{std::move(idle), true});
     else lease.emplace(co_await worker.pool.acquire(target));
     if (watch.client_gone()) co_return note_client_gone(worker, ctx);
     if (!*lease) {
@@ -419,8 +419,8 @@ net::awaitable<bool> relay(worker_context& worker, client_connection& client, co
     connection = std::move((*lease)->connection);
     watch.guard(connection.get());
 
-    connection->expires_after(request.provider.config->timeout);
     ctx.upstream_sent = clock::now();
+    connection->expires_at(ctx.upstream_sent + request.provider.config->timeout);
     std::string& head = connection->head_buffer();
     upstream_request_head(request, head);
     std::array<net::const_buffer, 2> out{net::buffer(head), net::buffer(request.upstream_body)};
@@ -469,7 +469,9 @@ net::awaitable<bool> relay(worker_context& worker, client_connection& client, co
   else
     client_clean = co_await relay_plain(worker, client, request, ctx, *connection, watch, upstream_reusable);
   watch.guard(nullptr);
-  if (upstream_reusable) worker.pool.release(target, std::move(connection));
+  // The request is done: the pool's idle time and the request's duration start and end here.
+  ctx.finished = clock::now();
+  if (upstream_reusable) worker.pool.release(target, std::move(connection), ctx.finished);
   co_return client_clean;
 }
 

@@ -264,7 +264,7 @@ net::awaitable<bool> handle_request(worker_context& worker, client_connection& c
 
 // The account phase: runs for every request, whatever its outcome.
 void account(worker_context& worker, request_context& ctx) {
-  ctx.finished = clock::now();
+  if (ctx.finished == clock::time_point{}) ctx.finished = clock::now();  // relay() sets it
   if (ctx.stream && ctx.upstream_status / 100 == 2 && !ctx.usage) {
     // The stream ended (upstream failure, client hang-up) before the upstream reported usage:
     // what was delivered is still charged, marked as an estimate.
@@ -278,7 +278,7 @@ void account(worker_context& worker, request_context& ctx) {
     stats.count_tokens(ctx.model_id, ctx.usage->prompt_tokens, ctx.usage->completion_tokens,
                        ctx.usage->cached_prompt_tokens);
   if (ctx.route != unknown_route && ctx.route != models_route) meter(worker, ctx);
-  worker.log.record(ctx);
+  worker.log.record(ctx, worker.wall.unix_ms(ctx.finished));
   if (worker.log.wants_flush()) worker.log.flush();
 }
 
@@ -330,16 +330,16 @@ net::awaitable<void> serve_client(worker_context& worker, session_set& sessions,
 
   const request_limits limits{max_header_bytes, worker.config.max_body_bytes};
   client_request request;
+  auto idle_since = clock::now();
   for (;;) {
-    client.expires_after(worker.config.client_idle_timeout);
+    client.expires_at(idle_since + worker.config.client_idle_timeout);
     const read_outcome incoming = co_await read_request(client, request, limits);
     if (incoming.what == read_outcome::kind::closed) break;
 
     busy_scope busy(worker, handle);
     request_context ctx;
     ctx.started = clock::now();
-    ctx.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::system_clock::now().time_since_epoch()).count();
+    ctx.started_unix_ms = worker.wall.unix_ms(ctx.started);
     ctx.id = worker.next_request_id();
     if (incoming.has_head) {
       ctx.method = request.method_string();
@@ -375,6 +375,7 @@ net::awaitable<void> serve_client(worker_context& worker, session_set& sessions,
     account(worker, ctx);
     if (!clean || !keep_alive) break;
     request.reset(0);
+    idle_since = ctx.finished;  // microseconds ago: no need to read the clock again
   }
   client.socket().shutdown(tcp::socket::shutdown_send, ignored);
   client.socket().close(ignored);

@@ -33,9 +33,9 @@ socket_deadline::~socket_deadline() {
   state_->timer.cancel();
 }
 
-void socket_deadline::expires_after(std::chrono::steady_clock::duration timeout) {
+void socket_deadline::expires_at(std::chrono::steady_clock::time_point deadline) {
   auto& state = *state_;
-  state.deadline = std::chrono::steady_clock::now() + timeout;
+  state.deadline = deadline;
   // A wait due after the new deadline would fire too late: bring it forward. One due before
   // it re-arms itself when it fires.
   if (!state.armed || state.timer.expiry() > state.deadline) arm(state_);

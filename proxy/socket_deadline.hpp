@@ -49,7 +49,11 @@ class socket_deadline {
   socket_deadline(const socket_deadline&) = delete;
   socket_deadline& operator=(const socket_deadline&) = delete;
 
-  void expires_after(std::chrono::steady_clock::duration timeout);
+  void expires_after(std::chrono::steady_clock::duration timeout) {
+    expires_at(std::chrono::steady_clock::now() + timeout);
+  }
+  // For callers that have just read the clock anyway.
+  void expires_at(std::chrono::steady_clock::time_point deadline);
   void expires_never() noexcept { state_->deadline = std::chrono::steady_clock::time_point::max(); }
   bool timed_out() const noexcept { return state_->timed_out; }
   // For composed operations run on the socket directly (connect, TLS handshake): their error,

@@ -52,10 +52,10 @@ net::awaitable<boost::system::result<tcp::resolver::results_type, upstream_failu
   co_return endpoints;
 }
 
-std::unique_ptr<upstream_connection> upstream_pool::take_idle(const upstream_target& target) {
+std::unique_ptr<upstream_connection> upstream_pool::take_idle(const upstream_target& target,
+                                                             std::chrono::steady_clock::time_point now) {
   auto it = idle_.find(target.key);
   if (it == idle_.end()) return nullptr;
-  auto now = std::chrono::steady_clock::now();
   auto& idle = it->second;
   while (!idle.empty()) {
     // Most recently used first: the one least likely to have been closed by the server.
@@ -70,7 +70,7 @@ std::unique_ptr<upstream_connection> upstream_pool::take_idle(const upstream_tar
 
 net::awaitable<boost::system::result<upstream_lease, upstream_failure>> upstream_pool::acquire(
     const upstream_target& target) {
-  if (auto connection = take_idle(target)) co_return upstream_lease{std::move(connection), true};
+  if (auto connection = take_idle(target, std::chrono::steady_clock::now())) co_return upstream_lease{std::move(connection), true};
 
   auto endpoints = co_await resolve(target);
   if (!endpoints) co_return endpoints.error();
@@ -105,12 +105,13 @@ net::awaitable<boost::system::result<upstream_lease, upstream_failure>> upstream
   co_return upstream_lease{std::move(connection), false};
 }
 
-void upstream_pool::release(const upstream_target& target, std::unique_ptr<upstream_connection> connection) {
+void upstream_pool::release(const upstream_target& target, std::unique_ptr<upstream_connection> connection,
+                            std::chrono::steady_clock::time_point now) {
   if (max_idle_ == 0) return;
   auto& idle = idle_[target.key];
   if (idle.size() >= max_idle_) idle.pop_front();  // drop the oldest: the likeliest to be stale
   connection->expires_never();
-  connection->idle_since = std::chrono::steady_clock::now();
+  connection->idle_since = now;
   idle.push_back(std::move(connection));
 }
 

@@ -56,6 +56,7 @@ class upstream_connection {
   core::top_level_member_capture& usage_capture() noexcept { return usage_capture_; }
 
   void expires_after(std::chrono::steady_clock::duration timeout) { deadline_.expires_after(timeout); }
+  void expires_at(std::chrono::steady_clock::time_point deadline) { deadline_.expires_at(deadline); }
   void expires_never() noexcept { deadline_.expires_never(); }
   // Pending operations complete with operation_aborted (a client that hung up, say).
   void cancel() noexcept {
@@ -119,9 +120,13 @@ class upstream_pool {
   // A pooled connection when a healthy one is idle, otherwise a new one (DNS, TCP, TLS).
   net::awaitable<boost::system::result<upstream_lease, upstream_failure>> acquire(const upstream_target& target);
   // The idle part of acquire, without a coroutine: null when no healthy connection is idle.
-  std::unique_ptr<upstream_connection> take_idle(const upstream_target& target);
-  // Only for connections whose last response was read completely and allows keep-alive.
-  void release(const upstream_target& target, std::unique_ptr<upstream_connection> connection);
+  // `now` is any recent reading of the steady clock: idle limits are seconds long.
+  std::unique_ptr<upstream_connection> take_idle(const upstream_target& target,
+                                                 std::chrono::steady_clock::time_point now);
+  // Only for connections whose last response was read completely and allows keep-alive;
+  // `now` is when that response ended.
+  void release(const upstream_target& target, std::unique_ptr<upstream_connection> connection,
+               std::chrono::steady_clock::time_point now);
   void clear() { idle_.clear(); }
 
  private:

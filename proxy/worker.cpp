@@ -73,6 +73,7 @@ net::awaitable<void> worker::flush_loop() {
     timer.expires_after(log_flush_interval);
     auto [ec] = co_await timer.async_wait(use_nothrow);
     context_.log.flush();
+    context_.wall.anchor();
     if (ec) break;
   }
 }

@@ -6,6 +6,7 @@
 #include "proxy/request_context.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/upstream.hpp"
+#include "proxy/wall_clock.hpp"
 
 #include "core/pricing.hpp"
 #include "proxy/policy_snapshot.hpp"
@@ -47,6 +48,7 @@ struct worker_context {
   upstream_pool pool;
   worker_stats stats;
   access_log log;
+  wall_clock wall;  // re-anchored by the worker's flush tick
   const std::atomic<bool>& draining;
   std::atomic<int> in_flight{0};
   // The io_context's, found once: looking a service up takes the context's registry lock.

@@ -5,12 +5,34 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <ctime>
 #include <set>
 
 namespace tollgate::itest {
 namespace {
 
 using namespace std::chrono_literals;
+
+std::int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "2026-11-22T04:06:00.123Z" as Unix milliseconds; nullopt unless it has exactly that shape.
+std::optional<std::int64_t> parse_ts(const std::string& text) {
+  std::tm utc{};
+  int millis = -1;
+  int consumed = 0;
+  if (text.size() != 24 ||
+      std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &utc.tm_year, &utc.tm_mon, &utc.tm_mday,
+                  &utc.tm_hour, &utc.tm_min, &utc.tm_sec, &millis, &consumed) != 7 ||
+      consumed != 24)
+    return std::nullopt;
+  utc.tm_year -= 1900;
+  utc.tm_mon -= 1;
+  return static_cast<std::int64_t>(timegm(&utc)) * 1000 + millis;
+}
 
 bool is_number(const json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
@@ -45,13 +67,21 @@ TEST_CASE("access log: a line per request with usage from the upstream") {
   };
   for (const auto& r : rows) {
     INFO(r.name);
+    const auto before_ms = unix_ms_now();
     const auto res = testing::http_request(p.proxy.port(), "POST", r.path, r.body);
+    const auto after_ms = unix_ms_now();
     REQUIRE(res.status == 200);
     const std::string id = header(res, "x-tollgate-request-id");
     REQUIRE_FALSE(id.empty());
     const auto record = wait_for_record(p.proxy, id);
     REQUIRE(record.has_value());
     INFO(json::serialize(*record));
+    // When the request finished, on the system clock: inside the exchange, give or take the
+    // milliseconds lost to truncation.
+    const auto ts = parse_ts(str(*record, "ts"));
+    REQUIRE(ts.has_value());
+    CHECK(*ts >= before_ms - 2);
+    CHECK(*ts <= after_ms + 2);
     CHECK(str(*record, "method") == "POST");
     CHECK(str(*record, "path") == r.path);
     CHECK(int_field(*record, "status") == 200);
