@@ -1,6 +1,7 @@
 #pragma once
 
 #include "proxy/asio.hpp"
+#include "proxy/edge_socket.hpp"
 #include "proxy/header_arena.hpp"
 #include "proxy/socket_deadline.hpp"
 
@@ -28,6 +29,8 @@ class client_connection {
   void expires_after(std::chrono::steady_clock::duration timeout) { deadline_.expires_after(timeout); }
   void expires_at(std::chrono::steady_clock::time_point deadline) { deadline_.expires_at(deadline); }
   void expires_never() noexcept { deadline_.expires_never(); }
+  // See edge_socket: the next read is for a request the client has yet to send.
+  void expect_fresh_data() noexcept { socket_.expect_fresh_data(); }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
@@ -44,7 +47,7 @@ class client_connection {
   }
 
  private:
-  tcp::socket socket_;
+  edge_socket socket_;
   socket_deadline deadline_;
   beast::flat_buffer buffer_;
   header_arena arena_;

@@ -3,6 +3,7 @@
 #include "core/errors.hpp"
 #include "core/json_scan.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/edge_socket.hpp"
 #include "proxy/socket_deadline.hpp"
 #include "proxy/upstream_response.hpp"
 
@@ -58,6 +59,8 @@ class upstream_connection {
   void expires_after(std::chrono::steady_clock::duration timeout) { deadline_.expires_after(timeout); }
   void expires_at(std::chrono::steady_clock::time_point deadline) { deadline_.expires_at(deadline); }
   void expires_never() noexcept { deadline_.expires_never(); }
+  // See edge_socket: the next read is for the response to a request just written.
+  void expect_fresh_data() noexcept { socket_.expect_fresh_data(); }
   // Pending operations complete with operation_aborted (a client that hung up, say).
   void cancel() noexcept {
     error_code ignored;
@@ -91,7 +94,7 @@ class upstream_connection {
   std::chrono::steady_clock::time_point idle_since{};
 
  private:
-  net::ip::tcp::socket socket_;
+  edge_socket socket_;
   std::optional<ssl::stream<net::ip::tcp::socket&>> tls_;
   socket_deadline deadline_;
   beast::flat_buffer buffer_;

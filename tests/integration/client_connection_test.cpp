@@ -30,6 +30,23 @@ TEST_CASE("client connection: an idle keep-alive connection is closed after TOLL
   CHECK(silent.remote_closed(3s));
 }
 
+// A client that sends its FIN right behind the request (as `nc -N` does) gets the whole
+// response; tollgate notices the FIN only at the idle deadline, since it arrived with the
+// request and raised no readiness of its own (see proxy/edge_socket.hpp).
+TEST_CASE("client connection: a client that half-closes after its request gets the whole response") {
+  proxied_fake p(env_map{{"TOLLGATE_CLIENT_IDLE_TIMEOUT_MS", "300"}});
+  for (const bool stream : {false, true}) {
+    CAPTURE(stream);
+    testing::http_connection c(p.proxy.port());
+    c.start("POST", chat_path, stream ? stream_body({{"events", 3}}) : chat_body());
+    c.shutdown_send();
+    CHECK(c.read_header().status == 200);
+    const std::string body = c.read_body();
+    CHECK(body.find(stream ? "[DONE]" : "\"usage\"") != std::string::npos);
+    CHECK(c.remote_closed(3s));
+  }
+}
+
 TEST_CASE("client connection: serving a request is not cut short by the client idle timeout") {
   proxied_fake p(env_map{{"TOLLGATE_CLIENT_IDLE_TIMEOUT_MS", "200"}});
   testing::http_connection c(p.proxy.port());

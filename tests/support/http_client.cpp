@@ -245,6 +245,11 @@ void http_connection::close(bool reset) {
   impl_->parser.reset();
 }
 
+void http_connection::shutdown_send() {
+  boost::system::error_code ignored;
+  impl_->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
 bool http_connection::is_open() const { return impl_->stream.socket().is_open(); }
 
 bool http_connection::remote_closed(std::chrono::milliseconds wait) {

@@ -72,6 +72,8 @@ class http_connection {
   // Abrupt close, as a client that goes away mid-response: FIN, or RST with reset = true
   // (the kernel sends RST anyway if unread response bytes are pending).
   void close(bool reset = false);
+  // Half-close: FIN after what was sent, while the response can still be read.
+  void shutdown_send();
   bool is_open() const;
   // Has the server closed its side (FIN or RST)? Waits up to `wait` for it; bytes that arrive
   // meanwhile are kept for the next read. True after our own close().
