@@ -77,6 +77,14 @@ struct connected_pair {
     return out.has_value();
   }
 
+  // A read started and run to completion; its bytes are in `buffer`.
+  read_result read(std::size_t size = 64, std::chrono::milliseconds limit = 2000ms) {
+    std::optional<read_result> out;
+    start_read(out, size);
+    REQUIRE(finish(out, limit));
+    return *out;
+  }
+
   // Runs the loop for a while with nothing of ours to complete: epoll reports what arrived.
   void idle(std::chrono::milliseconds period) {
     net::steady_timer timer(io, period);
@@ -96,12 +104,10 @@ struct connected_pair {
 template <class Socket>
 int recv_calls_for_two_requests() {
   connected_pair<Socket> pair;
-  std::optional<read_result> r;
   pair.send("hello");
-  pair.start_read(r);
-  REQUIRE(pair.finish(r));
-  CHECK(pair.got(*r) == "hello");
+  CHECK(pair.got(pair.read()) == "hello");
   if constexpr (std::is_same_v<Socket, edge_socket>) pair.socket->expect_fresh_data();
+  std::optional<read_result> r;
   pair.start_read(r);
   pair.idle(30ms);
   CHECK_FALSE(r.has_value());
@@ -121,59 +127,40 @@ TEST_CASE("edge socket: a read for fresh data after a drained read calls recv() 
 
 TEST_CASE("edge socket: bytes that arrive while no read is pending wait for the next read") {
   connected_pair<edge_socket> pair;
-  std::optional<read_result> r;
   pair.send("a");
-  pair.start_read(r);
-  REQUIRE(pair.finish(r));
+  CHECK(pair.got(pair.read()) == "a");
   pair.send("b");
   pair.idle(30ms);  // epoll reports "b" with no read queued
   pair.socket->expect_fresh_data();
-  pair.start_read(r);
-  REQUIRE(pair.finish(r));
-  CHECK(pair.got(*r) == "b");
+  CHECK(pair.got(pair.read()) == "b");
 }
 
 TEST_CASE("edge socket: a read in mid-message sees an end of stream that came with the last bytes") {
   connected_pair<edge_socket> pair;
-  std::optional<read_result> r;
   pair.send("partial");
   pair.peer.shutdown(tcp::socket::shutdown_send);
   pair.idle(30ms);  // the bytes and the FIN both arrived, under one edge
-  pair.start_read(r);
-  REQUIRE(pair.finish(r));
-  CHECK(pair.got(*r) == "partial");
-  pair.start_read(r);  // no new edge comes: the read must look for itself
-  REQUIRE(pair.finish(r));
-  CHECK(r->ec == net::error::eof);
+  CHECK(pair.got(pair.read()) == "partial");
+  CHECK(pair.read().ec == net::error::eof);  // no new edge comes: the read must look for itself
 }
 
 TEST_CASE("edge socket: a read in mid-message sees a reset that came after the last bytes") {
   connected_pair<edge_socket> pair;
-  std::optional<read_result> r;
   pair.send("partial");
-  pair.start_read(r);
-  REQUIRE(pair.finish(r));
-  CHECK(pair.got(*r) == "partial");
+  CHECK(pair.got(pair.read()) == "partial");
   pair.peer.set_option(net::socket_base::linger(true, 0));
   pair.peer.close();  // RST
   pair.idle(30ms);
-  pair.start_read(r);
-  REQUIRE(pair.finish(r));
-  CHECK(r->ec == net::error::connection_reset);
+  CHECK(pair.read().ec == net::error::connection_reset);
 }
 
 TEST_CASE("edge socket: a read that filled its buffer leaves the rest for the next one, fresh or not") {
   connected_pair<edge_socket> pair;
-  std::optional<read_result> r;
   pair.send("0123456789abcdefghij");
   pair.idle(30ms);
-  pair.start_read(r, 10);
-  REQUIRE(pair.finish(r));
-  CHECK(pair.got(*r) == "0123456789");
+  CHECK(pair.got(pair.read(10)) == "0123456789");
   pair.socket->expect_fresh_data();  // wrongly, but a full read did not drain the socket
-  pair.start_read(r);
-  REQUIRE(pair.finish(r));
-  CHECK(pair.got(*r) == "abcdefghij");
+  CHECK(pair.got(pair.read()) == "abcdefghij");
 }
 
 TEST_CASE("edge socket: pending reads can be cancelled, by the socket or by their own slot") {
@@ -196,22 +183,16 @@ TEST_CASE("edge socket: pending reads can be cancelled, by the socket or by thei
   CHECK(r->ec == net::error::operation_aborted);
 
   pair.send("still works");
-  pair.start_read(r);
-  REQUIRE(pair.finish(r));
-  CHECK(pair.got(*r) == "still works");
+  CHECK(pair.got(pair.read()) == "still works");
 }
 
 TEST_CASE("edge socket: an empty buffer completes at once, a closed socket with an error") {
   connected_pair<edge_socket> pair;
-  std::optional<read_result> r;
-  pair.start_read(r, 0);
-  REQUIRE(pair.finish(r, 100ms));
-  CHECK_FALSE(r->ec);
-  CHECK(r->bytes == 0);
+  const read_result empty = pair.read(0, 100ms);
+  CHECK_FALSE(empty.ec);
+  CHECK(empty.bytes == 0);
   pair.socket->close();
-  pair.start_read(r);
-  REQUIRE(pair.finish(r));
-  CHECK(r->ec == net::error::bad_descriptor);
+  CHECK(pair.read().ec == net::error::bad_descriptor);
 }
 
 }  // namespace
