@@ -27,6 +27,8 @@
 // and only a read the owner marks with expect_fresh_data() waits for the edge alone. The
 // price of that: a client that sends a request and its FIN together is seen to have closed
 // only when the keep-alive idle deadline passes, not at once. It still gets its response.
+// And an upstream that closes right behind a response without saying so is seen by the reset
+// its kernel returns to the next request, which the relay retries on a new connection.
 //
 // This reaches into Asio's reactor, whose interface is not public, so it is compiled only
 // for the Asio it was written against (Boost 1.81, epoll); anywhere else edge_socket reads
