@@ -29,8 +29,11 @@ class client_connection {
   void expires_after(std::chrono::steady_clock::duration timeout) { deadline_.expires_after(timeout); }
   void expires_at(std::chrono::steady_clock::time_point deadline) { deadline_.expires_at(deadline); }
   void expires_never() noexcept { deadline_.expires_never(); }
-  // See edge_socket: the next read is for a request the client has yet to send.
-  void expect_fresh_data() noexcept { socket_.expect_fresh_data(); }
+  // See edge_socket: the next read is for a request the client has yet to send, unless
+  // part of one is already buffered.
+  void expect_fresh_data() noexcept {
+    if (buffer_.size() == 0) socket_.expect_fresh_data();
+  }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {

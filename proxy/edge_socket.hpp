@@ -126,15 +126,19 @@ class read_cancellation {
 // through edge_socket itself, so that it knows whether the last one drained the socket.
 class edge_socket : public tcp::socket {
  public:
-  explicit edge_socket(const net::any_io_executor& executor) : tcp::socket(executor) {}
-  explicit edge_socket(tcp::socket&& socket) : tcp::socket(std::move(socket)) {}
+  explicit edge_socket(const net::any_io_executor& executor) : tcp::socket(executor) { find_reactor(); }
+  explicit edge_socket(tcp::socket&& socket) : tcp::socket(std::move(socket)) { find_reactor(); }
   // A pending read refers to drained_.
   edge_socket(edge_socket&&) = delete;
   edge_socket& operator=(edge_socket&&) = delete;
 
   // The next read waits for bytes the peer has yet to send (nothing of them is buffered):
   // the next request on a keep-alive connection, or the response to a request just written.
-  void expect_fresh_data() noexcept { fresh_ = true; }
+  void expect_fresh_data() noexcept {
+#if TOLLGATE_EDGE_READS
+    fresh_ = true;
+#endif
+  }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
@@ -143,6 +147,12 @@ class edge_socket : public tcp::socket {
   }
 
  private:
+  void find_reactor() {
+#if TOLLGATE_EDGE_READS
+    reactor_ = &net::use_service<edge_detail::asio_detail::reactor>(net::query(get_executor(), net::execution::context));
+#endif
+  }
+
   template <class MutableBuffers, class Handler>
   void start_read(const MutableBuffers& buffers, Handler&& handler) {
 #if TOLLGATE_EDGE_READS
@@ -158,8 +168,6 @@ class edge_socket : public tcp::socket {
         break;
       }
     }
-    if (reactor_ == nullptr)
-      reactor_ = &net::use_service<asio_detail::reactor>(net::query(get_executor(), net::execution::context));
     auto& impl = impl_.get_implementation();
     const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
     auto slot = net::get_associated_cancellation_slot(handler);
@@ -186,10 +194,10 @@ class edge_socket : public tcp::socket {
 #endif
   }
 
-  bool fresh_ = false;
 #if TOLLGATE_EDGE_READS
+  bool fresh_ = false;
   bool drained_ = false;  // the last read found the receive queue empty
-  edge_detail::asio_detail::reactor* reactor_ = nullptr;
+  edge_detail::asio_detail::reactor* reactor_ = nullptr;  // the socket's io_context's
 #endif
 };
 

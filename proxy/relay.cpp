@@ -434,7 +434,7 @@ net::awaitable<bool> relay(worker_context& worker, client_connection& client, co
     if (!ec) {
       // Bodies are drained as they arrive, never held whole; only the head has a limit.
       connection->response().reset(client.arena(), 64 * 1024);
-      if (connection->read_buffer().size() == 0) connection->expect_fresh_data();
+      connection->expect_fresh_data();
       ec = co_await read_until(*connection, connection->response(), head_done);
     }
     if (!ec) break;

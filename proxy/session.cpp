@@ -333,7 +333,7 @@ net::awaitable<void> serve_client(worker_context& worker, session_set& sessions,
   auto idle_since = clock::now();
   for (;;) {
     client.expires_at(idle_since + worker.config.client_idle_timeout);
-    if (client.read_buffer().size() == 0) client.expect_fresh_data();
+    client.expect_fresh_data();
     const read_outcome incoming = co_await read_request(client, request, limits);
     if (incoming.what == read_outcome::kind::closed) break;
 

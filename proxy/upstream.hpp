@@ -59,8 +59,11 @@ class upstream_connection {
   void expires_after(std::chrono::steady_clock::duration timeout) { deadline_.expires_after(timeout); }
   void expires_at(std::chrono::steady_clock::time_point deadline) { deadline_.expires_at(deadline); }
   void expires_never() noexcept { deadline_.expires_never(); }
-  // See edge_socket: the next read is for the response to a request just written.
-  void expect_fresh_data() noexcept { socket_.expect_fresh_data(); }
+  // See edge_socket: the next read is for the response to a request just written, unless
+  // bytes the server sent ahead of it are already buffered.
+  void expect_fresh_data() noexcept {
+    if (buffer_.size() == 0) socket_.expect_fresh_data();
+  }
   // Pending operations complete with operation_aborted (a client that hung up, say).
   void cancel() noexcept {
     error_code ignored;
