@@ -398,7 +398,7 @@ net::awaitable<bool> relay_translated_whole(worker_context& worker, client_conne
 
 }  // namespace
 
-net::awaitable<bool> relay(worker_context& worker, client_connection& client, const relay_request& request,
+net::awaitable<bool> relay(worker_context& worker, client_connection& client, relay_request request,
                            request_context& ctx) {
   disconnect_watch watch(client, ctx.started, worker.disconnect_sweeper);
   const auto& target = request.provider.target;

@@ -41,8 +41,9 @@ struct relay_request {
 // backpressure (one upstream read is written out before the next is issued), so memory per
 // request stays bounded whatever the client's or upstream's speed.
 // Fills ctx (statuses, timings, usage, error). Returns whether the client connection is still
-// in a clean state to carry another request.
-net::awaitable<bool> relay(worker_context& worker, client_connection& client, const relay_request& request,
+// in a clean state to carry another request. `request` is taken by value so a caller may
+// build it and return the relay's awaitable; what it views must outlive the relay.
+net::awaitable<bool> relay(worker_context& worker, client_connection& client, relay_request request,
                            request_context& ctx);
 
 }  // namespace tollgate::proxy

@@ -56,6 +56,8 @@ struct request_context {
   const core::provider_config* provider = nullptr;
   std::uint32_t provider_index = 0;  // valid when provider is set
   std::string upstream_model;        // the provider's name for the model
+  // The body sent upstream when it is not the client's (model renamed, stream_options added).
+  std::string upstream_body;
   const char* route_reason = "";     // primary, or why a fallback was taken
   core::caller_identity caller;
   std::uint32_t model_id = worker_stats::other_model;

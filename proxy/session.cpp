@@ -23,42 +23,42 @@ constexpr std::size_t max_header_bytes = 32 * 1024;
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
+// Every answer tollgate makes itself ends here: the bytes are built before the call and
+// owned by this frame, so the callers below need no frame of their own.
+net::awaitable<bool> send_response(worker_context& worker, client_connection& client, std::string response,
+                                   bool keep_alive) {
+  client.expires_after(worker.config.client_idle_timeout);
+  auto [ec, n] = co_await net::async_write(client, net::buffer(response), use_nothrow);
+  co_return !ec && keep_alive;
+}
+
 net::awaitable<bool> reply_error(worker_context& worker, client_connection& client, request_context& ctx,
                                  core::error_kind kind, std::string_view message, bool keep_alive,
                                  std::string_view param = {}) {
   auto info = core::describe(kind);
   ctx.status = info.http_status;
   ctx.error = kind;
-  std::string response =
-      http_out::error_response(info.http_status, message, info.type, info.code, keep_alive, ctx.id, param);
-  client.expires_after(worker.config.client_idle_timeout);
-  auto [ec, n] = co_await net::async_write(client, net::buffer(response), use_nothrow);
-  co_return !ec && keep_alive;
+  return send_response(worker, client,
+                       http_out::error_response(info.http_status, message, info.type, info.code, keep_alive, ctx.id, param),
+                       keep_alive);
 }
 
-// The body is taken by value: a coroutine's reference parameters must outlive its first
-// suspension, and callers build bodies as temporaries.
 net::awaitable<bool> write_json(worker_context& worker, client_connection& client, request_context& ctx, int status,
-                                std::string body, bool keep_alive) {
+                                std::string_view body, bool keep_alive) {
   ctx.status = status;
   std::string response;
   http_out::begin_head(response, status, keep_alive, ctx.id);
   http_out::add_header(response, "Content-Type", "application/json");
   http_out::end_head_with_length(response, body.size());
   response += body;
-  client.expires_after(worker.config.client_idle_timeout);
-  auto [ec, n] = co_await net::async_write(client, net::buffer(response), use_nothrow);
-  co_return !ec && keep_alive;
+  return send_response(worker, client, std::move(response), keep_alive);
 }
 
 net::awaitable<bool> refuse(worker_context& worker, client_connection& client, request_context& ctx,
                             const admission_refusal& refusal, bool anthropic_shape, bool keep_alive) {
   ctx.error = refusal.kind;
   ctx.status = core::describe(refusal.kind).http_status;
-  std::string response = refusal_response(refusal, anthropic_shape, keep_alive, ctx.id);
-  client.expires_after(worker.config.client_idle_timeout);
-  auto [ec, n] = co_await net::async_write(client, net::buffer(response), use_nothrow);
-  co_return !ec && keep_alive;
+  return send_response(worker, client, refusal_response(refusal, anthropic_shape, keep_alive, ctx.id), keep_alive);
 }
 
 // Anthropic's front API: only to Anthropic providers, bytes relayed both ways.
@@ -93,27 +93,28 @@ net::awaitable<bool> handle_native_messages(worker_context& worker, client_conne
 
 // Each route's work is its own coroutine, so a request pays only for the frame of the route it
 // takes: a coroutine's frame holds every local of every branch, and Asio recycles frames only
-// up to about 1 KiB.
+// up to about 1 KiB. Steps that only prepare the next one's arguments are plain functions
+// returning its awaitable: every frame is an allocation and a resumption per request.
 
 // An OpenAI-compatible provider gets the client's bytes, the model renamed when an alias or a
-// fallback chose another.
+// fallback chose another. A body that differs is kept in ctx, which outlives the relay.
 net::awaitable<bool> relay_passthrough(worker_context& worker, client_connection& client, const client_request& request,
-                                       request_context& ctx, const openai::front_request& front,
-                                       openai::endpoint endpoint, bool keep_alive) {
+                                       request_context& ctx, openai::front_request& front, openai::endpoint endpoint,
+                                       bool keep_alive) {
   const auto& provider = worker.providers[ctx.provider_index];
-  std::string_view body =
-      front.rewritten_body.empty() ? std::string_view(request.body()) : std::string_view(front.rewritten_body);
-  std::string renamed = ctx.upstream_model == ctx.model ? std::string() : openai::replace_model(body, ctx.upstream_model);
-  relay_request relay_args{request, provider, openai::path_below_root(endpoint), renamed.empty() ? body : renamed,
+  std::string_view body = request.body();
+  if (!front.rewritten_body.empty()) body = ctx.upstream_body = std::move(front.rewritten_body);
+  if (ctx.upstream_model != ctx.model) body = ctx.upstream_body = openai::replace_model(body, ctx.upstream_model);
+  relay_request relay_args{request, provider, openai::path_below_root(endpoint), body,
                            {}, keep_alive, front.stream, relay_mode::openai_passthrough,
                            front.stream && !front.client_wants_usage};
   relay_args.withhold_client_key = !ctx.caller.key_fingerprint.empty();
-  co_return co_await relay(worker, client, relay_args, ctx);
+  return relay(worker, client, relay_args, ctx);
 }
 
 // Mock and translating providers work on the parsed request.
 net::awaitable<bool> serve_parsed(worker_context& worker, client_connection& client, const client_request& request,
-                                  request_context& ctx, const openai::front_request& front, openai::endpoint endpoint,
+                                  request_context& ctx, openai::front_request front, openai::endpoint endpoint,
                                   bool keep_alive) {
   const auto& provider = worker.providers[ctx.provider_index];
   const auto type = provider.config->type;
@@ -156,9 +157,9 @@ net::awaitable<bool> serve_parsed(worker_context& worker, client_connection& cli
 }
 
 // What handle_request does next, decided without suspending. Routing, caller identity,
-// parsing and admission are a plain function, so their locals and error texts stay out of
-// handle_request's coroutine frame: Asio recycles frames only up to about 1 KiB, and a bigger
-// one cost a memalign and a free on every request (and evicted a recyclable frame).
+// parsing and admission are plain functions, so their locals and error texts live in no
+// coroutine frame: Asio recycles frames only up to about 1 KiB, and a bigger one cost a
+// memalign and a free on every request (and evicted a recyclable frame).
 struct request_plan {
   enum class step : std::uint8_t { reply_error, refuse, list_models, native_messages, admit_remotely, relay };
   step next = step::reply_error;
@@ -234,32 +235,46 @@ request_plan plan_request(worker_context& worker, const client_request& request,
   return plan;
 }
 
-// admit -> route -> translate -> relay. Returns whether the connection may carry another request.
-net::awaitable<bool> handle_request(worker_context& worker, client_connection& client,
-                                    const client_request& request, request_context& ctx,
-                                    bool keep_alive) {
+// The plan's next step. What a step's coroutine needs is handed over by value or consumed
+// before this returns: the plan itself does not outlive the call.
+net::awaitable<bool> carry_out(worker_context& worker, client_connection& client, const client_request& request,
+                               request_context& ctx, request_plan& plan, bool keep_alive) {
   using step = request_plan::step;
-  request_plan plan = plan_request(worker, request, ctx);
-  if (plan.next == step::admit_remotely) {
-    plan.admission.refusal = co_await admit_on_accounting_thread(worker, ctx, *plan.admission.pending);
-    plan.next = plan.admission.refusal ? step::refuse : step::relay;
-  }
   switch (plan.next) {
     case step::reply_error:
-      co_return co_await reply_error(worker, client, ctx, plan.error, plan.message, keep_alive, plan.param);
+      return reply_error(worker, client, ctx, plan.error, plan.message, keep_alive, plan.param);
     case step::refuse:
-      co_return co_await refuse(worker, client, ctx, *plan.admission.refusal, false, keep_alive);
+      return refuse(worker, client, ctx, *plan.admission.refusal, false, keep_alive);
     case step::list_models:
-      co_return co_await write_json(worker, client, ctx, 200, openai::models_list(worker.config.providers), keep_alive);
+      return write_json(worker, client, ctx, 200, openai::models_list(worker.config.providers), keep_alive);
     case step::native_messages:
-      co_return co_await handle_native_messages(worker, client, request, ctx, keep_alive);
+      return handle_native_messages(worker, client, request, ctx, keep_alive);
     case step::admit_remotely:
     case step::relay:
       break;
   }
   if (worker.providers[ctx.provider_index].config->type == core::provider_type::openai)
-    co_return co_await relay_passthrough(worker, client, request, ctx, *plan.front, plan.endpoint, keep_alive);
-  co_return co_await serve_parsed(worker, client, request, ctx, *plan.front, plan.endpoint, keep_alive);
+    return relay_passthrough(worker, client, request, ctx, *plan.front, plan.endpoint, keep_alive);
+  return serve_parsed(worker, client, request, ctx, std::move(*plan.front), plan.endpoint, keep_alive);
+}
+
+// Admission that needs the accounting thread: the one step that suspends before the route.
+net::awaitable<bool> admit_then_carry_out(worker_context& worker, client_connection& client,
+                                          const client_request& request, request_context& ctx, request_plan plan,
+                                          bool keep_alive) {
+  plan.admission.refusal = co_await admit_on_accounting_thread(worker, ctx, *plan.admission.pending);
+  plan.next = plan.admission.refusal ? request_plan::step::refuse : request_plan::step::relay;
+  co_return co_await carry_out(worker, client, request, ctx, plan, keep_alive);
+}
+
+// admit -> route -> translate -> relay. Returns whether the connection may carry another request.
+net::awaitable<bool> handle_request(worker_context& worker, client_connection& client,
+                                    const client_request& request, request_context& ctx,
+                                    bool keep_alive) {
+  request_plan plan = plan_request(worker, request, ctx);
+  if (plan.next == request_plan::step::admit_remotely)
+    return admit_then_carry_out(worker, client, request, ctx, std::move(plan), keep_alive);
+  return carry_out(worker, client, request, ctx, plan, keep_alive);
 }
 
 // The account phase: runs for every request, whatever its outcome.
