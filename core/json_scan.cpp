@@ -170,7 +170,7 @@ void member_scanner::reset() noexcept {
   stop_at_value_end_ = stop;
 }
 
-bool member_scanner::push(bool is_object) noexcept {
+bool bracket_stack::push(bool is_object) noexcept {
   if (depth_ >= max_json_depth) return false;
   const std::uint64_t bit = std::uint64_t{1} << (depth_ % 64);
   if (is_object) kinds_[depth_ / 64] |= bit;
@@ -179,7 +179,7 @@ bool member_scanner::push(bool is_object) noexcept {
   return true;
 }
 
-bool member_scanner::pop(bool is_object) noexcept {
+bool bracket_stack::pop(bool is_object) noexcept {
   if (depth_ == 0) return false;
   --depth_;
   const bool was_object = (kinds_[depth_ / 64] >> (depth_ % 64)) & 1U;
@@ -196,8 +196,8 @@ void member_scanner::end_value(std::size_t at) noexcept {
 
 std::size_t member_scanner::skip_container(const char* p, std::size_t n, std::size_t j) noexcept {
   auto bracket = [this](char d) noexcept {  // false on a mismatch or nesting too deep
-    if (d == '{' || d == '[') return push(d == '{');
-    return pop(d == '}');
+    if (d == '{' || d == '[') return open_.push(d == '{');
+    return open_.pop(d == '}');
   };
   while (j < n) {
     if (container_string_) {
@@ -216,7 +216,7 @@ std::size_t member_scanner::skip_container(const char* p, std::size_t n, std::si
         continue;
       }
       if (!bracket(d)) { fail(); return still_open; }
-      if (depth_ == 0) return j;
+      if (open_.depth() == 0) return j;
       continue;
     }
     // Outside strings, a container is keys, short values and punctuation: sixteen bytes are
@@ -234,7 +234,7 @@ std::size_t member_scanner::skip_container(const char* p, std::size_t n, std::si
     for (; brackets != 0; brackets &= brackets - 1) {
       const std::size_t at = j + static_cast<unsigned>(std::countr_zero(brackets));
       if (!bracket(p[at])) { fail(); return still_open; }
-      if (depth_ == 0) return at + 1;
+      if (open_.depth() == 0) return at + 1;
     }
     const std::size_t advance = backslashes != 0 ? static_cast<unsigned>(std::countr_zero(backslashes))
                                                  : swar::block16::size;
@@ -331,8 +331,8 @@ void member_scanner::scan(std::string_view in, std::size_t base, std::string_vie
           escape_ = false;
           state_ = state::in_string;
         } else if (c == '{' || c == '[') {
-          depth_ = 0;
-          push(c == '{');
+          open_.clear();
+          open_.push(c == '{');
           container_string_ = false;
           state_ = state::in_container;
         } else if (is_scalar(c)) {
@@ -414,7 +414,106 @@ void member_scanner::scan(std::string_view in, std::size_t base, std::string_vie
 void member_scanner::run(std::string_view in, std::size_t base, std::string_view key,
                          bool last) noexcept {
   scan(in, base, key, last);
-  if (last && outcome_ == outcome::scanning) fail();  // the text ended inside the object
+  const bool stopped_early = stop_at_value_end_ && value_ended_;  // the chunk's rest is not read yet
+  if (last && outcome_ == outcome::scanning && !stopped_early) fail();  // the text ended inside the object
+}
+
+namespace {
+
+constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+// Reading backwards, a quote outside strings closes one: in JSON every quote inside a string
+// is escaped, so the string opens at the nearest unescaped quote before it. Its index, or
+// npos.
+std::size_t string_start_before(const char* p, std::size_t closing_quote) noexcept {
+  std::size_t end = closing_quote;
+  while (end > 0) {
+    const auto* quote = static_cast<const char*>(::memrchr(p, '"', end));
+    if (quote == nullptr) return npos;
+    const auto at = static_cast<std::size_t>(quote - p);
+    if (backslashes_before(p, 0, at) % 2 == 0) return at;
+    end = at;
+  }
+  return npos;
+}
+
+// Reading backwards, a quote where a string must end: one not escaped.
+bool closes_string(const char* p, std::size_t at) noexcept {
+  return p[at] == '"' && backslashes_before(p, 0, at) % 2 == 0;
+}
+
+// The first byte of the value that ends just before `end`, or npos when what ends there is
+// not one.
+std::size_t value_start_before(const char* p, std::size_t end, bracket_stack& open) noexcept {
+  std::size_t i = end - 1;
+  if (p[i] == '"') return closes_string(p, i) ? string_start_before(p, i) : npos;
+  if (is_scalar(p[i])) {
+    while (i > 0 && is_scalar(p[i - 1])) --i;
+    return i;
+  }
+  if (p[i] != '}' && p[i] != ']') return npos;
+  // Read backwards, a closing bracket opens a level and an opening one closes it.
+  open.clear();
+  open.push(p[i] == '}');
+  while (i > 0) {
+    const char c = p[--i];
+    if (!stops_container(c)) continue;
+    if (c == '"') {
+      if (!closes_string(p, i) || (i = string_start_before(p, i)) == npos) return npos;
+    } else if (c == '}' || c == ']') {
+      if (!open.push(c == '}')) return npos;
+    } else {
+      if (!open.pop(c == '{')) return npos;
+      if (open.depth() == 0) return i;
+    }
+  }
+  return npos;
+}
+
+bool blank(const char* p, std::size_t n) noexcept {
+  return std::all_of(p, p + n, is_ws);
+}
+
+}  // namespace
+
+tail_match find_last_top_level_member(std::string_view object_text, std::string_view key) noexcept {
+  using enum tail_match::outcome;
+  const char* p = object_text.data();
+  std::size_t i = object_text.size();  // what is left to read is [0, i)
+  auto skip_blanks = [&] {
+    while (i > 0 && is_ws(p[i - 1])) --i;
+  };
+  skip_blanks();
+  if (i == 0 || p[i - 1] != '}') return {};
+  --i;
+  skip_blanks();
+  if (i > 0 && p[i - 1] == '{') return {blank(p, i - 1) ? absent : unsure};
+  bracket_stack open;
+  for (;;) {
+    // member = key ws ':' ws value, read from the value's end
+    if (i == 0) return {};
+    const std::size_t value_end = i;
+    const std::size_t value_begin = value_start_before(p, i, open);
+    if (value_begin == npos) return {};
+    i = value_begin;
+    skip_blanks();
+    if (i == 0 || p[i - 1] != ':') return {};
+    --i;
+    skip_blanks();
+    if (i == 0 || !closes_string(p, i - 1)) return {};
+    const std::size_t key_end = i - 1;
+    const std::size_t key_begin = string_start_before(p, key_end);
+    if (key_begin == npos) return {};
+    i = key_begin;
+    skip_blanks();
+    if (i == 0 || (p[i - 1] != ',' && p[i - 1] != '{')) return {};
+    const bool first_member = p[i - 1] == '{';
+    if (first_member && !blank(p, i - 1)) return {};
+    if (key_equals(object_text.substr(key_begin + 1, key_end - key_begin - 1), key)) return {found, value_begin, value_end};
+    if (first_member) return {absent};
+    --i;
+    skip_blanks();
+  }
 }
 
 }  // namespace detail
@@ -434,40 +533,78 @@ top_level_member_capture::top_level_member_capture(std::string key, std::size_t 
 }
 
 bool top_level_member_capture::done() const noexcept {
-  return complete_ || overflowed_ ||
-         scanner_.result() != detail::member_scanner::outcome::scanning;
+  return complete_ || overflowed_ || read_from_end_ || scanner_.result() != detail::member_scanner::outcome::scanning;
 }
 
-void top_level_member_capture::feed(std::string_view bytes) noexcept {
+bool top_level_member_capture::keep(std::string_view value_bytes) noexcept {
+  if (value_.size() + value_bytes.size() > max_value_bytes_) {
+    overflowed_ = true;
+    value_.clear();
+    return false;
+  }
+  try {
+    value_.append(value_bytes);
+  } catch (...) {  // out of memory: give up on this value, not on the process
+    overflowed_ = true;
+    value_.clear();
+    return false;
+  }
+  return true;
+}
+
+void top_level_member_capture::feed(std::string_view bytes, bool last) noexcept {
   if (done()) return;
-  const std::size_t base = offset_;
-  offset_ += bytes.size();
-  scanner_.run(bytes, base, key_, false);
-  if (!scanner_.value_started()) return;
-  // The slice of this piece that belongs to the value.
-  const std::size_t begin = std::max(scanner_.value_begin(), base);
-  const std::size_t end = scanner_.value_ended() ? scanner_.value_end() : base + bytes.size();
-  if (end > begin) {
-    if (value_.size() + (end - begin) > max_value_bytes_) {
-      overflowed_ = true;
-      value_.clear();
-      return;
-    }
-    try {
-      value_.append(bytes.substr(begin - base, end - begin));
-    } catch (...) {  // out of memory: give up on this value, not on the process
-      overflowed_ = true;
-      value_.clear();
+  if (last && offset_ == 0) {
+    using enum detail::tail_match::outcome;
+    const detail::tail_match tail = detail::find_last_top_level_member(bytes, key_);
+    if (tail.what != unsure) {
+      read_from_end_ = true;
+      if (tail.what == found && keep(bytes.substr(tail.value_begin, tail.value_end - tail.value_begin)))
+        complete_ = true;
       return;
     }
   }
-  if (scanner_.value_ended()) complete_ = true;
+  scan_forward(bytes, last);
+}
+
+void top_level_member_capture::scan_forward(std::string_view bytes, bool last) noexcept {
+  std::size_t from = 0;  // bytes[from..] are not scanned yet
+  for (;;) {
+    const std::size_t base = offset_ + from;
+    scanner_.run(bytes.substr(from), base, key_, last);
+    if (scanner_.value_started()) {
+      if (!taking_) {  // a member of that name: its value replaces any earlier one's
+        value_.clear();
+        value_whole_ = false;
+        taking_ = true;
+      }
+      // The slice of this piece that belongs to the value.
+      const std::size_t begin = std::max(scanner_.value_begin(), base);
+      const std::size_t end = scanner_.value_ended() ? scanner_.value_end() : offset_ + bytes.size();
+      if (end > begin && !keep(bytes.substr(begin - offset_, end - begin))) return;
+    }
+    if (!scanner_.value_ended()) break;
+    value_whole_ = true;
+    taking_ = false;
+    from = scanner_.value_end() - offset_;
+    scanner_.next_member();
+  }
+  offset_ += bytes.size();
+  switch (scanner_.result()) {
+    case detail::member_scanner::outcome::scanning: break;
+    case detail::member_scanner::outcome::malformed: value_.clear(); break;
+    case detail::member_scanner::outcome::found:
+    case detail::member_scanner::outcome::absent: complete_ = value_whole_; break;  // the object ended
+  }
 }
 
 void top_level_member_capture::reset() noexcept {
   scanner_.reset();
   value_.clear();
   offset_ = 0;
+  taking_ = false;
+  value_whole_ = false;
+  read_from_end_ = false;
   complete_ = false;
   overflowed_ = false;
 }

@@ -300,7 +300,7 @@ net::awaitable<bool> relay_plain(worker_context& worker, client_connection& clie
       co_return co_await fail_before_response(worker, client, request, ctx, classify_before_response(upstream_ec),
                                               upstream_ec);
     }
-    if (meter) usage_capture.feed(body);
+    if (meter) usage_capture.feed(body, done);  // a body that came whole is read from its end
     char size_line[24];
     std::array<net::const_buffer, 5> out;
     std::size_t parts = 0;

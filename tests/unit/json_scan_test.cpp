@@ -1,11 +1,13 @@
 #include "core/json_scan.hpp"
 
+#include <boost/json.hpp>
 #include <doctest/doctest.h>
 
 #include <cstddef>
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,9 +28,12 @@ struct json_case {
   std::string_view key = "usage";
   std::optional<std::string_view> value = std::nullopt;  // find: nullopt = not found
   std::string_view erased = "";                          // text after erasing, when found
-  // Incremental capture: "\x01" = as find; nullopt = never complete. It stops at the value's
-  // end, so it can succeed where find also needs the text after the member.
+  // Capture, the value a JSON parser reads: "\x01" = as find; nullopt = never complete. It
+  // needs the whole object well-formed, and of duplicate members takes the last.
   std::optional<std::string_view> captured = same_as_find;
+  // Capture of the text fed whole, which reads it from its end: "\x01" = as captured. It
+  // differs only where the text is broken before the member, which that way is not read.
+  std::optional<std::string_view> captured_whole = same_as_find;
 };
 
 const std::vector<json_case>& cases() {
@@ -55,8 +60,10 @@ const std::vector<json_case>& cases() {
       {.name = "whitespace everywhere",
        .text = "\t\r\n {\n\t\"a\"\r\n:\t[ 1 , 2 ]\n,\n\"usage\"\n:\n{ \"t\" : 1 }\n}\n ",
        .value = "{ \"t\" : 1 }", .erased = "\t\r\n {\n\t\"a\"\r\n:\t[ 1 , 2 ]\n\n}\n "},
-      {.name = "duplicate key: the first wins", .text = R"({"usage":1,"usage":2})",
-       .value = "1", .erased = R"({"usage":2})"},
+      {.name = "duplicate key: find takes the first, capture the last", .text = R"({"usage":1,"usage":2})",
+       .value = "1", .erased = R"({"usage":2})", .captured = "2"},
+      {.name = "duplicate key, apart", .text = R"({"usage":{"a":1},"x":[],"usage":[2],"y":3})",
+       .value = R"({"a":1})", .erased = R"({"x":[],"usage":[2],"y":3})", .captured = "[2]"},
 
       // Every value type.
       {.name = "string", .text = R"({"usage":"s","z":0})", .value = R"("s")",
@@ -142,19 +149,20 @@ const std::vector<json_case>& cases() {
       {.name = "missing value", .text = R"({"usage":})"},
       {.name = "missing colon", .text = R"({"usage" 1})"},
       {.name = "key without value", .text = R"({"usage"})"},
-      {.name = "bracket mismatch before the member", .text = R"({"a":[}],"usage":1})"},
-      {.name = "wrong closing bracket, balanced count", .text = R"({"a":[1},"usage":1})"},
-      {.name = "wrong closing bracket inside", .text = R"({"a":{"b":[}]},"usage":1})"},
-      {.name = "comma before the first key", .text = R"({,"usage":1})"},
+      {.name = "bracket mismatch before the member", .text = R"({"a":[}],"usage":1})", .captured_whole = "1"},
+      {.name = "wrong closing bracket, balanced count", .text = R"({"a":[1},"usage":1})", .captured_whole = "1"},
+      {.name = "wrong closing bracket inside", .text = R"({"a":{"b":[}]},"usage":1})", .captured_whole = "1"},
+      {.name = "comma before the first key", .text = R"({,"usage":1})", .captured_whole = "1"},
       {.name = "truncated inside the key", .text = R"({"usa)"},
-      {.name = "garbage after the value", .text = R"({"usage":1 x})", .captured = "1"},
-      {.name = "trailing comma after the member", .text = R"({"usage":{"a":1}, })",
-       .captured = R"({"a":1})"},
-      {.name = "truncated after a string value", .text = R"({"usage":"x")",
-       .captured = R"("x")"},
-      {.name = "truncated after a number", .text = R"({"usage":12)", .captured = std::nullopt},
-      {.name = "truncated inside an object value", .text = R"({"usage":{"a":1)",
-       .captured = std::nullopt},
+      {.name = "garbage after the value", .text = R"({"usage":1 x})"},
+      {.name = "trailing comma after the member", .text = R"({"usage":{"a":1}, })"},
+      {.name = "truncated after a string value", .text = R"({"usage":"x")"},
+      {.name = "truncated after a number", .text = R"({"usage":12)"},
+      {.name = "truncated inside an object value", .text = R"({"usage":{"a":1)"},
+      {.name = "malformed after the member", .text = R"({"usage":1,"a":[}],"b":2})", .value = "1",
+       .erased = R"({"a":[}],"b":2})", .captured = std::nullopt},
+      {.name = "text after the object", .text = R"({"a":0,"usage":[1]} {"usage":2})", .value = "[1]",
+       .erased = R"({"a":0} {"usage":2})"},
 
       // Provider bodies.
       {.name = "OpenAI chat.completion.chunk with usage null",
@@ -198,13 +206,15 @@ struct capture_result {
 };
 
 // Each piece lives in its own heap block, freed after the feed, so ASan sees any view kept.
+// The last piece is fed as the text's end unless `more_may_follow`.
 capture_result capture(std::string_view key, const std::vector<std::string_view>& pieces,
-                       std::size_t max_value_bytes = 64 * 1024) {
+                       std::size_t max_value_bytes = 64 * 1024, bool more_may_follow = false) {
   top_level_member_capture c(std::string(key), max_value_bytes);
-  for (std::string_view piece : pieces) {
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const std::string_view piece = pieces[i];
     auto copy = std::make_unique<char[]>(piece.size() + 1);
     piece.copy(copy.get(), piece.size());
-    c.feed(std::string_view(copy.get(), piece.size()));
+    c.feed(std::string_view(copy.get(), piece.size()), !more_may_follow && i + 1 == pieces.size());
   }
   return {c.complete(), c.overflowed(), c.done(), std::string(c.value())};
 }
@@ -242,25 +252,111 @@ TEST_CASE("top_level_member_capture: table, whole, split at every offset, byte b
     CAPTURE(c.text);
     const std::optional<std::string_view> want =
         c.captured == same_as_find ? c.value : c.captured;
+    const std::optional<std::string_view> want_whole = c.captured_whole == same_as_find ? want : c.captured_whole;
     const capture_result whole = capture(c.key, {c.text});
-    CHECK(whole.complete == want.has_value());
-    CHECK(whole.value == want.value_or(""));
+    CHECK(whole.complete == want_whole.has_value());
+    CHECK(whole.value == want_whole.value_or(""));
     CHECK_FALSE(whole.overflowed);
 
-    for (std::size_t cut = 0; cut <= c.text.size(); ++cut) {
+    // Split: read forwards (an empty first piece leaves the text whole).
+    const capture_result split{want.has_value(), false, true, std::string(want.value_or(""))};
+    for (std::size_t cut = 1; cut <= c.text.size(); ++cut) {
       CAPTURE(cut);
-      CHECK(capture(c.key, {c.text.substr(0, cut), c.text.substr(cut)}) == whole);
+      CHECK(capture(c.key, {c.text.substr(0, cut), c.text.substr(cut)}) == split);
     }
-    CHECK(capture(c.key, bytes_of(c.text)) == whole);
+    CHECK(capture(c.key, {"", c.text}) == whole);
+    if (c.text.size() > 1) CHECK(capture(c.key, bytes_of(c.text)) == split);
   }
 }
 
 TEST_CASE("top_level_member_capture: done() once the outcome is known") {
-  CHECK(capture("usage", {R"({"a":1})"}).done);         // absent
-  CHECK(capture("usage", {R"([1])"}).done);             // not an object
-  CHECK(capture("usage", {R"({"usage":1})"}).done);     // complete
-  CHECK_FALSE(capture("usage", {R"({"a":1,)"}).done);  // still looking
-  CHECK_FALSE(capture("usage", {R"({"usage":1)"}).done);
+  constexpr std::size_t max = 64 * 1024;
+  for (bool more_may_follow : {false, true}) {
+    CAPTURE(more_may_follow);
+    CHECK(capture("usage", {R"({"a":1})"}, max, more_may_follow).done);      // absent
+    CHECK(capture("usage", {R"([1])"}, max, more_may_follow).done);          // not an object
+    CHECK(capture("usage", {R"({"usage":1})"}, max, more_may_follow).done);  // complete
+  }
+  // Still looking, until told the text has ended.
+  for (std::string_view open : {R"({"a":1,)"sv, R"({"usage":1)"sv, R"({"usage":1,)"sv}) {
+    CAPTURE(open);
+    CHECK_FALSE(capture("usage", {open}, max, true).done);
+    CHECK(capture("usage", {open}).done);
+    CHECK_FALSE(capture("usage", {open}).complete);
+  }
+}
+
+TEST_CASE("top_level_member_capture: a value met is taken only once the object has ended") {
+  top_level_member_capture c("usage");
+  c.feed(R"({"usage":{"n":1},)");
+  CHECK_FALSE(c.complete());
+  CHECK(c.value().empty());
+  c.feed(R"("usage":{"n":2})");
+  CHECK_FALSE(c.complete());
+  c.feed("}");
+  CHECK(c.complete());
+  CHECK(c.value() == R"({"n":2})");
+}
+
+TEST_CASE("find_last_top_level_member: settles every table case that is JSON, as the forward scan does") {
+  using tollgate::core::detail::find_last_top_level_member;
+  using enum tollgate::core::detail::tail_match::outcome;
+  std::size_t json_texts = 0;
+  for (const json_case& c : cases()) {
+    CAPTURE(c.name);
+    CAPTURE(c.text);
+    boost::system::error_code ec;
+    const boost::json::value parsed = boost::json::parse(c.text, ec);
+    if (ec || !parsed.is_object()) continue;
+    ++json_texts;
+    const std::optional<std::string_view> want = c.captured == same_as_find ? c.value : c.captured;
+    const auto tail = find_last_top_level_member(c.text, c.key);
+    REQUIRE(tail.what != unsure);
+    REQUIRE((tail.what == found) == want.has_value());
+    if (want) CHECK(c.text.substr(tail.value_begin, tail.value_end - tail.value_begin) == *want);
+  }
+  CHECK(json_texts > 40);
+}
+
+TEST_CASE("find_last_top_level_member: reads only what it must, and says when it cannot tell") {
+  using tollgate::core::detail::find_last_top_level_member;
+  using enum tollgate::core::detail::tail_match::outcome;
+  struct row {
+    std::string_view text;
+    tollgate::core::detail::tail_match::outcome what;
+    std::string_view value = "";
+  };
+  const row rows[] = {
+      // Found without reading what comes before the member: not even broken text.
+      {R"(not json at all, "usage":{"n":1}})", found, R"({"n":1})"},
+      {R"(not json at all "usage":{"n":1}})", unsure},  // the member follows neither a comma nor the opening brace
+      {R"([{]]]"x":1,"usage":{"n":1}})", found, R"({"n":1})"},
+      {R"({"usage":[1,{"a":"]"}],"service_tier":"default","system_fingerprint":"fp_1"} )", found,
+       R"([1,{"a":"]"}])"},
+      {R"({"a":"\"usage\":1","b":2})", absent},
+      {R"({ "a" : [ "x" , { } ] , "b" : null })", absent},
+      {" { } ", absent},
+      {R"(x{"usage":1})", unsure},  // text before the opening brace
+      {R"({"usage":1}x)", unsure},  // or after the closing one
+      {R"({"usage":1 x})", unsure},
+      {R"({"usage":"a\"})", unsure},  // the closing quote is escaped
+      {R"({"usage":[1}})", unsure},   // brackets that do not match
+      {R"({"a":1 "usage":2})", unsure},
+      {R"({"usage"2})", unsure},
+      {R"({usage:2})", unsure},
+      {"", unsure},
+      {"}", unsure},
+  };
+  for (const row& r : rows) {
+    CAPTURE(r.text);
+    const auto tail = find_last_top_level_member(r.text, "usage");
+    CHECK(tail.what == r.what);
+    if (tail.what == found) CHECK(r.text.substr(tail.value_begin, tail.value_end - tail.value_begin) == r.value);
+  }
+  // Nesting past the depth limit cannot be told apart backwards either.
+  const std::string deep = R"({"usage":)" + std::string(tollgate::core::max_json_depth + 1, '[') +
+                           std::string(tollgate::core::max_json_depth + 1, ']') + "}";
+  CHECK(find_last_top_level_member(deep, "usage").what == unsure);
 }
 
 TEST_CASE("top_level_member_capture: max_value_bytes") {
@@ -447,7 +543,91 @@ TEST_CASE("a bracket mismatch is found at every alignment to the scanner's 16-by
       const std::string text = "{" + pad + R"("a":)" + std::string(broken) + R"(,"usage":1})";
       CAPTURE(text);
       CHECK_FALSE(find_top_level_member(text, "usage").has_value());
-      CHECK(capture("usage", {text}) == capture_result{false, false, true, ""});
+      CHECK(capture("usage", {text.substr(0, 1), text.substr(1)}) == capture_result{false, false, true, ""});
+      // Fed whole, the text is read from its end, and the mismatch before the member is not.
+      CHECK(capture("usage", {text}) == capture_result{true, false, true, "1"});
     }
   }
+}
+
+namespace {
+
+// Random JSON for the property below: every value kind, strings full of the bytes the scans
+// must not be fooled by, and random blanks between tokens.
+class json_writer {
+ public:
+  explicit json_writer(std::uint64_t seed) : rng_(seed) {}
+
+  std::size_t pick(std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_); }
+
+  std::string blank() {
+    static constexpr std::string_view blanks[] = {"", "", "", " ", "\n  ", "\t", "\r\n"};
+    return std::string(blanks[pick(std::size(blanks))]);
+  }
+
+  std::string string_token() {
+    static constexpr std::string_view parts[] = {"a", "usage", "\\\"", "\\\\", "]", "}", "{", "[", ",", ":",
+                                                 "\\u0022", "\\n", "h\xC3\xA9", " ", "\\/", "\\\\\\\""};
+    std::string out = "\"";
+    for (std::size_t n = pick(6); n > 0; --n) out += parts[pick(std::size(parts))];
+    return out + "\"";
+  }
+
+  std::string value(int depth) {
+    switch (depth > 3 ? pick(5) : pick(7)) {
+      case 0: return "null";
+      case 1: return pick(2) != 0 ? "true" : "false";
+      case 2: return std::to_string(static_cast<long long>(pick(2000)) - 1000) + (pick(3) == 0 ? ".5e+3" : "");
+      case 3:
+      case 4: return string_token();
+      case 5: {
+        std::string out = "[" + blank();
+        for (std::size_t n = pick(4), i = 0; i < n; ++i) out += (i > 0 ? "," + blank() : "") + value(depth + 1) + blank();
+        return out + "]";
+      }
+      default: return object(depth + 1, {});
+    }
+  }
+
+  // An object whose members are random, with `forced` keys among them at random places.
+  std::string object(int depth, std::vector<std::string> forced) {
+    std::vector<std::string> keys;
+    for (std::size_t n = pick(5); n > 0; --n) keys.push_back(string_token());
+    for (auto& key : forced) keys.insert(keys.begin() + static_cast<std::ptrdiff_t>(pick(keys.size() + 1)), key);
+    std::string out = "{" + blank();
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      out += (i > 0 ? "," + blank() : "") + keys[i] + blank() + ":" + blank() + value(depth) + blank();
+    return out + "}";
+  }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+}  // namespace
+
+TEST_CASE("usage capture: read whole from the end, or forwards in pieces, it is what a JSON parser reads") {
+  json_writer gen(20261122);
+  std::size_t with_usage = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::vector<std::string> forced;
+    for (std::size_t n = gen.pick(3); n > 0; --n) forced.emplace_back(gen.pick(4) == 0 ? R"("us\u0061ge")" : R"("usage")");
+    const std::string text = gen.blank() + gen.object(0, forced) + gen.blank();
+    CAPTURE(text);
+    const boost::json::value parsed = boost::json::parse(text);
+    // A parser keeps the last of duplicate members; look it up by walking them all.
+    const boost::json::value* last = nullptr;
+    for (const auto& member : parsed.get_object())
+      if (member.key() == "usage") last = &member.value();
+    const capture_result whole = capture("usage", {text});
+    REQUIRE(whole.complete == (last != nullptr));
+    if (last != nullptr) {
+      ++with_usage;
+      CHECK(boost::json::parse(whole.value) == *last);
+    }
+    const std::size_t cut = 1 + gen.pick(text.size() - 1);
+    CAPTURE(cut);
+    CHECK(capture("usage", {std::string_view(text).substr(0, cut), std::string_view(text).substr(cut)}) == whole);
+  }
+  CHECK(with_usage > 1500);
 }
