@@ -74,6 +74,33 @@ class block16 {
 #endif
   }
 
+  // Bytes from lo to hi, both ASCII (below 0x80); bytes of 0x80 and up are never in range.
+  unsigned in_range(char lo, char hi) const noexcept {
+#if defined(__SSE2__)
+    // Signed compares: the bytes from 0x80 up are negative, below any ASCII bound.
+    const __m128i from_lo = _mm_cmpgt_epi8(bytes_, _mm_set1_epi8(static_cast<char>(lo - 1)));
+    const __m128i to_hi = _mm_cmplt_epi8(bytes_, _mm_set1_epi8(static_cast<char>(hi + 1)));
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(from_lo, to_hi)));
+#else
+    auto half = [lo, hi](std::uint64_t x) {
+      return gather_highs(below(x, static_cast<unsigned char>(hi + 1)) & ~below(x, static_cast<unsigned char>(lo)));
+    };
+    return half(low_) | half(high_) << 8;
+#endif
+  }
+
+  // The same bytes with bit 0x20 set: ASCII letters in lower case.
+  block16 lower_cased() const noexcept {
+    block16 out = *this;
+#if defined(__SSE2__)
+    out.bytes_ = _mm_or_si128(bytes_, _mm_set1_epi8(0x20));
+#else
+    out.low_ |= ones * 0x20;
+    out.high_ |= ones * 0x20;
+#endif
+    return out;
+  }
+
  private:
 #if defined(__SSE2__)
   __m128i bytes_;

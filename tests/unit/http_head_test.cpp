@@ -162,23 +162,75 @@ TEST_CASE("http head: more header lines than it keeps is unusual, exactly that m
   CHECK(status_of(with_headers(lines + "X-Last: v\r\n")) == head_status::unusual);
 }
 
-TEST_CASE("http head: SWAR scanning finds a control byte at every position of a value") {
-  for (std::size_t at = 0; at < 24; ++at) {
+TEST_CASE("http head: block scanning finds a control byte at every position of a value") {
+  // Values are read sixteen bytes a step, then eight, then one: 40 bytes put each position of
+  // each step's block under test.
+  constexpr std::size_t size = 40;
+  for (std::size_t at = 0; at < size; ++at) {
     for (char bad : {'\x00', '\x01', '\x0b', '\x1f', '\x7f', '\n', '\r'}) {
-      std::string value(24, 'v');
+      std::string value(size, 'v');
       value[at] = bad;
       INFO("byte ", static_cast<int>(bad), " at ", at);
       CHECK(status_of(with_headers("X-A: " + value + "\r\n")) == head_status::unusual);
     }
-    std::string tabbed(24, 'v');
-    tabbed[at] = '\t';
-    const std::string bytes = with_headers("X-A: " + tabbed + "\r\n");
-    request_head head;
-    REQUIRE(read_request_head(bytes, head) == head_status::complete);
-    std::string_view expected(tabbed);  // a tab at either end is a blank around the value
-    if (at == 0) expected.remove_prefix(1);
-    if (at == 23) expected.remove_suffix(1);
-    CHECK(head.headers.lines[1].value == expected);
+    for (char fine : {'\t', '\x80', '\xc3', '\xff', ' ', '~'}) {
+      std::string value(size, 'v');
+      value[at] = fine;
+      INFO("byte ", static_cast<int>(fine), " at ", at);
+      const std::string bytes = with_headers("X-A: " + value + "\r\n");
+      request_head head;
+      REQUIRE(read_request_head(bytes, head) == head_status::complete);
+      std::string_view expected(value);  // a blank at either end is not part of the value
+      if (at == 0 && (fine == '\t' || fine == ' ')) expected.remove_prefix(1);
+      if (at == size - 1 && (fine == '\t' || fine == ' ')) expected.remove_suffix(1);
+      CHECK(head.headers.lines[1].value == expected);
+    }
+  }
+}
+
+TEST_CASE("http head: block scanning of names, methods and targets stops at the right byte") {
+  // Sixteen bytes a step are taken on sight when they are letters, digits and '-' (names,
+  // methods) or visible ASCII (targets); any other byte, at any position, is judged alone.
+  constexpr std::size_t size = 40;
+  for (std::size_t at = 0; at < size; ++at) {
+    for (char token : {'_', '!', '~', '.', '|', '`', '^', '\'', 'Z', '0', '9'}) {
+      std::string name(size, 'n');
+      name[at] = token;
+      INFO("name byte ", static_cast<int>(token), " at ", at);
+      const std::string bytes = with_headers(name + ": v\r\n");
+      request_head head;
+      REQUIRE(read_request_head(bytes, head) == head_status::complete);
+      CHECK(head.headers.lines[1].name == name);
+      std::string method(size, 'M');
+      method[at] = token;
+      const std::string request = method + " / HTTP/1.1\r\n\r\n";
+      REQUIRE(read_request_head(request, head) == head_status::complete);
+      CHECK(head.method == method);
+    }
+    for (char not_token : {'@', '(', '/', '"', '[', '{', ' ', '\t', '\x7f', '\x80', '\xc3', '\x01'}) {
+      std::string name(size, 'n');
+      name[at] = not_token;
+      INFO("name byte ", static_cast<int>(not_token), " at ", at);
+      CHECK(status_of(with_headers(name + ": v\r\n")) == head_status::unusual);
+      std::string method(size, 'M');
+      method[at] = not_token;
+      CHECK(status_of(method + " / HTTP/1.1\r\n\r\n") == head_status::unusual);
+    }
+    for (char visible : {'!', '"', '~', '%', '?', '#', '\x21', '\x7e'}) {
+      std::string target = "/" + std::string(size - 1, 't');
+      target[at == 0 ? 1 : at] = visible;
+      INFO("target byte ", static_cast<int>(visible), " at ", at);
+      const std::string request = "GET " + target + " HTTP/1.1\r\n\r\n";
+      request_head head;
+      REQUIRE(read_request_head(request, head) == head_status::complete);
+      CHECK(head.target == target);
+    }
+    for (char invisible : {' ', '\x7f', '\x80', '\xff', '\x01', '\x00'}) {
+      std::string target = "/" + std::string(size - 1, 't');
+      target[at == 0 ? 1 : at] = invisible;
+      INFO("target byte ", static_cast<int>(invisible), " at ", at);
+      CHECK(status_of("GET " + target + " HTTP/1.1\r\n\r\n") == head_status::unusual);
+    }
   }
 }
 
