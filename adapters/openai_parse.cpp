@@ -3,6 +3,7 @@
 // a body that json::parse rejects is rejected here with the same error code, and where keys
 // repeat, the last one counts, as in a DOM.
 #include "adapters/openai.hpp"
+#include "core/swar.hpp"
 
 #include "adapters/json_fields.hpp"
 
@@ -468,7 +469,120 @@ boost::system::result<front_request, request_error> parse_front_request(endpoint
   return request;
 }
 
+namespace {
+
+// The usage objects providers send are flat objects of whole numbers, with an object or two of
+// them nested: read here directly, that shape costs a fraction of a general parse. Any other
+// (strings, arrays, escapes, fractions, signs, deeper nesting, text after the object) is not
+// judged here but left to usage_reader, so the counts are always those a JSON parser reads.
+// The cursor is passed along by value, so it stays in a register; nullptr: not the plain shape.
+class plain_usage_reader {
+ public:
+  // True when the text had the plain shape; result() is then the answer.
+  bool read(std::string_view text) noexcept {
+    end_ = text.data() + text.size();
+    const char* p = object(text.data(), 1, {});
+    return p != nullptr && skip_blanks(p) == end_;
+  }
+
+  std::optional<usage> result() const noexcept {
+    if (!prompt_ && !completion_) return std::nullopt;
+    return usage{prompt_.value_or(0), completion_.value_or(0), details_is_object_ ? cached_.value_or(0) : 0};
+  }
+
+ private:
+  const char* skip_blanks(const char* p) const noexcept {
+    while (p != end_ && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+    return p;
+  }
+  const char* take(const char* p, char c) const noexcept {
+    p = skip_blanks(p);
+    return p != end_ && *p == c ? p + 1 : nullptr;
+  }
+  // A key of printable ASCII without escapes, the quotes around it taken. Sixteen bytes a
+  // step where there are as many: keys are most of such an object's bytes.
+  const char* key(const char* p, std::string_view& out) const noexcept {
+    if ((p = take(p, '"')) == nullptr) return nullptr;
+    const char* begin = p;
+    while (end_ - p >= static_cast<std::ptrdiff_t>(core::swar::block16::size)) {
+      const core::swar::block16 block(p);
+      const unsigned quotes = block.equal_to('"');
+      const unsigned not_plain = (~block.in_range(0x20, 0x7e) & 0xFFFFu) | block.equal_to('\\');
+      const unsigned before_quote = quotes != 0 ? (quotes & (0u - quotes)) - 1 : 0xFFFFu;
+      if ((not_plain & before_quote) != 0) return nullptr;
+      if (quotes != 0) {
+        p += std::countr_zero(quotes);
+        out = std::string_view(begin, static_cast<std::size_t>(p - begin));
+        return p + 1;
+      }
+      p += core::swar::block16::size;
+    }
+    for (; p != end_ && *p != '"'; ++p)
+      if (static_cast<unsigned char>(*p - 0x20) > 0x5e || *p == '\\') return nullptr;
+    if (p == end_) return nullptr;
+    out = std::string_view(begin, static_cast<std::size_t>(p - begin));
+    return p + 1;
+  }
+  // A whole number of at most 19 digits (any such fits in 64 bits), or null, true or false,
+  // which are no count.
+  const char* scalar(const char* p, std::optional<std::uint64_t>& count) const noexcept {
+    if (p == end_) return nullptr;
+    if (*p >= '0' && *p <= '9') {
+      const char* begin = p;
+      std::uint64_t n = 0;
+      for (; p != end_ && *p >= '0' && *p <= '9'; ++p) n = n * 10 + static_cast<std::uint64_t>(*p - '0');
+      if (p - begin > 19 || (p - begin > 1 && *begin == '0')) return nullptr;
+      if (p != end_ && (*p == '.' || *p == 'e' || *p == 'E')) return nullptr;
+      count = n;
+      return p;
+    }
+    count.reset();
+    for (std::string_view word : {"null", "true", "false"})
+      if (static_cast<std::size_t>(end_ - p) >= word.size() && std::string_view(p, word.size()) == word) return p + word.size();
+    return nullptr;
+  }
+  // An object at `depth` (1: the usage object itself, 2: one inside it, the member `parent`).
+  const char* object(const char* p, int depth, std::string_view parent) noexcept {
+    if ((p = take(p, '{')) == nullptr) return nullptr;
+    p = skip_blanks(p);
+    if (p != end_ && *p == '}') return p + 1;
+    for (;;) {
+      std::string_view name;
+      if ((p = key(p, name)) == nullptr || (p = take(p, ':')) == nullptr) return nullptr;
+      p = skip_blanks(p);
+      std::optional<std::uint64_t> count;
+      const bool nested = p != end_ && *p == '{';
+      if (nested && depth == 2) return nullptr;
+      if (!nested && (p = scalar(p, count)) == nullptr) return nullptr;
+      if (depth == 1) {
+        if (name == "prompt_tokens") prompt_ = count;
+        if (name == "completion_tokens") completion_ = count;
+        if (name == "prompt_tokens_details") {
+          cached_.reset();  // an earlier details member no longer counts
+          details_is_object_ = nested;
+        }
+      } else if (parent == "prompt_tokens_details" && name == "cached_tokens") {
+        cached_ = count;
+      }
+      if (nested && (p = object(p, 2, name)) == nullptr) return nullptr;
+      p = skip_blanks(p);
+      if (p != end_ && *p == ',') {
+        ++p;
+        continue;
+      }
+      return p != end_ && *p == '}' ? p + 1 : nullptr;
+    }
+  }
+
+  const char* end_ = nullptr;
+  std::optional<std::uint64_t> prompt_, completion_, cached_;
+  bool details_is_object_ = false;
+};
+
+}  // namespace
+
 std::optional<usage> parse_usage(std::string_view usage_json) noexcept {
+  if (plain_usage_reader plain; plain.read(usage_json)) return plain.result();
   json::basic_parser<usage_reader> parser(dom_options);
   if (read_document(parser, usage_json)) return std::nullopt;
   return parser.handler().result();

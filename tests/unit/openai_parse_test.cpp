@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <functional>
+#include <random>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -458,4 +460,66 @@ TEST_CASE("parse_usage: the same counts as the DOM-based version, truncations in
       CHECK(got->cached_prompt_tokens == want->cached_prompt_tokens);
     }
   }
+}
+
+TEST_CASE("parse_usage: random usage objects, in the plain shape read directly or not, as the DOM reads them") {
+  // Mostly the shape providers send (whole numbers, one level of nested objects), mixed with
+  // what only the general parser takes: strings, arrays, fractions, signs, escapes, deep nesting.
+  std::mt19937_64 rng(20261122);
+  auto pick = [&rng](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+  const std::string_view keys[] = {"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details",
+                                   "completion_tokens_details", "cached_tokens", "audio_tokens", "x"};
+  const std::string_view scalars[] = {"0", "7", "1234", "18446744073709551615", "9999999999999999999", "null",
+                                      "true", "false", "-1", "2.0", "3e2", "\"5\"", "[1]", "01", "1.5"};
+  const std::string_view blanks[] = {"", "", "", " ", "\n", "\t "};
+  std::function<std::string(int)> value = [&](int depth) -> std::string {
+    if (depth < 3 && pick(4) == 0) {
+      std::string out = "{";
+      for (std::size_t n = pick(4), i = 0; i < n; ++i) {
+        if (i > 0) out += ",";
+        out += std::string(blanks[pick(std::size(blanks))]) + "\"" + std::string(keys[pick(std::size(keys))]) + "\"" +
+               std::string(blanks[pick(std::size(blanks))]) + ":" + std::string(blanks[pick(std::size(blanks))]) +
+               value(depth + 1);
+      }
+      return out + std::string(blanks[pick(std::size(blanks))]) + "}";
+    }
+    return std::string(scalars[pick(pick(3) == 0 ? std::size(scalars) : 8)]);
+  };
+  std::size_t counted = 0;
+  for (int round = 0; round < 4000; ++round) {
+    std::string text = value(0);
+    if (text.front() != '{') text = "{\"prompt_tokens\":" + text + "}";
+    if (pick(20) == 0) text.insert(pick(text.size() + 1), pick(2) == 0 ? "\\u0061" : "\xC3\xA9");
+    CAPTURE(text);
+    const auto got = openai::parse_usage(text);
+    const auto want = reference::parse_usage(text);
+    REQUIRE(got.has_value() == want.has_value());
+    if (!want) continue;
+    ++counted;
+    CHECK(got->prompt_tokens == want->prompt_tokens);
+    CHECK(got->completion_tokens == want->completion_tokens);
+    CHECK(got->cached_prompt_tokens == want->cached_prompt_tokens);
+  }
+  CHECK(counted > 500);
+}
+
+TEST_CASE("parse_usage: a key's bytes are judged at every position of the sixteen-byte step") {
+  // Keys are read sixteen bytes a step; an escape, a control byte or a non-ASCII byte at any
+  // place in one sends the object to the general parser, which must then agree.
+  const std::string key = "prompt_tokens_and_more_x";  // longer than one step
+  for (std::size_t at = 0; at <= key.size(); ++at) {
+    for (std::string_view odd : {"\\u0041", "\\\"", "\t", "\xC3\xA9", "\x7f", "\xff", "\""}) {
+      std::string text = R"({"completion_tokens":3,")" + key.substr(0, at) + std::string(odd) + key.substr(at) +
+                         R"(":1,"prompt_tokens":2})";
+      CAPTURE(text);
+      const auto got = openai::parse_usage(text);
+      const auto want = reference::parse_usage(text);
+      REQUIRE(got.has_value() == want.has_value());
+      if (want) CHECK(got->prompt_tokens == want->prompt_tokens);
+    }
+  }
+  // An escape that spells a name tollgate reads, past the first step.
+  const auto escaped = openai::parse_usage(R"({"prompt_tokens":2,"completion\u005ftokens":5})");
+  REQUIRE(escaped.has_value());
+  CHECK(escaped->completion_tokens == 5);
 }
