@@ -74,7 +74,7 @@ class block16 {
 #endif
   }
 
-  // Bytes from lo to hi, both ASCII (below 0x80); bytes of 0x80 and up are never in range.
+  // Bytes from lo to hi, with 0 <= lo <= hi < 0x7f; bytes of 0x80 and up are never in range.
   unsigned in_range(char lo, char hi) const noexcept {
 #if defined(__SSE2__)
     // Signed compares: the bytes from 0x80 up are negative, below any ASCII bound.
