@@ -464,16 +464,25 @@ bool ledger::ensure_open() noexcept {
 }
 
 void ledger::drop_pending(std::size_t count) noexcept {
-  count = std::min(count, pending_.size());
+  const std::size_t live = live_pending().size();
+  count = std::min(count, live);
   if (count == 0) return;
   // Oldest first: they have already had the most retries.
-  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
+  pending_dropped_ += count;
+  if (count == live) {
+    pending_.clear();
+    pending_dropped_ = 0;
+  } else if (pending_dropped_ >= (live - count) / 4) {
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(pending_dropped_));
+    pending_dropped_ = 0;
+  }
   dropped_.fetch_add(count, std::memory_order_relaxed);
-  pending_size_.store(pending_.size(), std::memory_order_relaxed);
+  pending_size_.store(live - count, std::memory_order_relaxed);
 }
 
 bool ledger::commit_pending() noexcept {
-  if (pending_.empty()) return true;
+  const std::span<const detail::packed_record> rows = live_pending();
+  if (rows.empty()) return true;
   if (!ensure_open()) return false;
   sqlite3* db = db_.get();
   sqlite3_stmt* const insert = insert_.get();
@@ -494,14 +503,14 @@ bool ledger::commit_pending() noexcept {
   // id already written; the rows after it take the next ids, so each row's id is at or above
   // its own floor (schema.hpp) and ids keep growing in the order rows are written.
   std::int64_t first_id = 0;
-  for (const auto& record : pending_) first_id = std::max(first_id, requests_id_floor(record.time_ms()));
+  for (const auto& record : rows) first_id = std::max(first_id, requests_id_floor(record.time_ms()));
   sqlite3_stmt* const last_id = last_id_.get();
   const int last_rc = sqlite3_step(last_id);
   if (last_rc != SQLITE_ROW) return failed("cannot read the last id");
   if (sqlite3_column_type(last_id, 0) != SQLITE_NULL) {
     const std::int64_t last = sqlite3_column_int64(last_id, 0);
     // Only a row someone else wrote could sit this high; ours stay below 2^53.
-    if (last > std::numeric_limits<std::int64_t>::max() - static_cast<std::int64_t>(pending_.size()))
+    if (last > std::numeric_limits<std::int64_t>::max() - static_cast<std::int64_t>(rows.size()))
       return failed("no ids left above the largest one in the table");
     first_id = std::max(first_id, last + 1);
   }
@@ -509,9 +518,9 @@ bool ledger::commit_pending() noexcept {
   // In slices, with a yield between them. A flush at full load is milliseconds of work, and a
   // worker preempted by the writer waits that long on its core: the scheduler does not move a
   // thread that has just run to the idle core. Every request in flight then stalled with it.
-  for (std::size_t at = 0; at < pending_.size(); at += rows_per_slice) {
+  for (std::size_t at = 0; at < rows.size(); at += rows_per_slice) {
     if (at > 0) std::this_thread::yield();
-    batch_.rows = std::span(pending_).subspan(at, std::min(rows_per_slice, pending_.size() - at));
+    batch_.rows = rows.subspan(at, std::min(rows_per_slice, rows.size() - at));
     batch_.first_id = first_id + static_cast<std::int64_t>(at);
     if (sqlite3_step(insert) != SQLITE_DONE) return failed("cannot insert records");
     sqlite3_reset(insert);
@@ -519,9 +528,10 @@ bool ledger::commit_pending() noexcept {
   batch_.rows = {};  // it points into pending_, which is cleared below
   if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
     return failed("cannot commit batch");
-  written_.fetch_add(pending_.size(), std::memory_order_relaxed);
+  written_.fetch_add(rows.size(), std::memory_order_relaxed);
   healthy_.store(true, std::memory_order_relaxed);
   pending_.clear();
+  pending_dropped_ = 0;
   pending_size_.store(0, std::memory_order_relaxed);
   return true;
 }
@@ -531,18 +541,20 @@ void ledger::flush() noexcept {
   if (!insert_) ensure_open();
   for (auto& slot : producers_) {
     // Reserve first so the drain below cannot throw half-way: a ring entry is either still
-    // in the ring or in pending_, never lost or duplicated.
+    // in the ring or in pending_, never lost or duplicated. With headroom: reserving only
+    // what this drain needs reallocated a growing backlog at every flush.
     try {
-      pending_.reserve(pending_.size() + slot->ring.capacity());
+      const std::size_t needed = pending_.size() + slot->ring.capacity();
+      if (needed > pending_.capacity()) pending_.reserve(needed + needed / 4);
     } catch (...) {
       record_failure(SQLITE_NOMEM, "ledger: out of memory while draining");
       continue;  // stays in the ring; the producer drops and counts once it fills
     }
     slot->ring.drain([this](detail::packed_record&& r) { pending_.push_back(std::move(r)); });
-    pending_size_.store(pending_.size(), std::memory_order_relaxed);
+    pending_size_.store(live_pending().size(), std::memory_order_relaxed);
   }
-  if (!commit_pending() && pending_.size() > options_.max_backlog)
-    drop_pending(pending_.size() - options_.max_backlog);
+  if (!commit_pending() && live_pending().size() > options_.max_backlog)
+    drop_pending(live_pending().size() - options_.max_backlog);
 }
 
 void ledger::run() noexcept {
@@ -570,7 +582,7 @@ void ledger::run() noexcept {
   // Records that raced the stopping pass's drain get one more commit; whatever still cannot
   // be written is counted as dropped rather than vanishing.
   flush();
-  if (!pending_.empty()) drop_pending(pending_.size());
+  drop_pending(live_pending().size());
 }
 
 }  // namespace tollgate::storage

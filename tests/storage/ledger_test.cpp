@@ -440,6 +440,56 @@ TEST_CASE("ledger: an unwritable database is unhealthy, counted, and not a crash
   CHECK(scalar(path, "SELECT count(*) FROM requests") == 0);
 }
 
+TEST_CASE("ledger: a backlog over max_backlog keeps the newest records, in order, whatever the drops") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  REQUIRE(open_database(path));
+  sqlite3* blocker = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &blocker) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+
+  ledger_options options{.flush_interval = 5ms, .max_backlog = 12};
+  options.open.busy_timeout_ms = 1;  // every commit fails fast while the blocker holds the lock
+  ledger l(path, options);
+  int next = 0;
+  auto submit = [&](int count) {
+    for (int i = 0; i < count; ++i) REQUIRE(l.submit(0, make_record(next++)));
+  };
+  submit(12);
+  REQUIRE(wait_until([&] { return l.stats().write_errors > 0 && l.stats().queued == 12; }));
+  // The writer drops from the front of its backlog in two ways: by skipping (fewer dropped
+  // than a quarter of what stays) and by erasing what it skipped so far. Each wave below
+  // takes one of them: skip 2, erase 3, skip 1.
+  submit(2);
+  REQUIRE(wait_until([&] { return l.stats().dropped == 2; }));
+  submit(1);
+  REQUIRE(wait_until([&] { return l.stats().dropped == 3; }));
+  submit(1);
+  REQUIRE(wait_until([&] { return l.stats().dropped == 4; }));
+  CHECK(l.stats().queued == 12);
+  CHECK(l.stats().written == 0);
+
+  REQUIRE(sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(blocker);
+  REQUIRE(wait_until([&] { return l.stats().written == 12; }));
+  l.stop();
+  const auto s = l.stats();
+  CHECK(s.dropped == 4);
+  CHECK(s.queued == 0);
+
+  std::vector<std::string> kept;
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT request_id FROM requests ORDER BY id", -1, &stmt, nullptr) == SQLITE_OK);
+  while (sqlite3_step(stmt) == SQLITE_ROW) kept.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  std::vector<std::string> newest;
+  for (int i = 4; i < 16; ++i) newest.push_back("req-" + std::to_string(i));
+  CHECK(kept == newest);
+}
+
 TEST_CASE("ledger: a corrupt file is unhealthy from the start, records are counted") {
   temp_dir dir;
   const auto path = dir.file("ledger.db");
