@@ -35,6 +35,23 @@ bool wait_until(Predicate predicate, std::chrono::milliseconds limit = 5000ms) {
   return predicate();
 }
 
+// Another connection holding the database's write lock until release(): the ledger's commits
+// wait in busy_timeout, then fail.
+class write_lock {
+ public:
+  explicit write_lock(const std::string& path) {
+    REQUIRE(sqlite3_open(path.c_str(), &db_) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  write_lock(const write_lock&) = delete;
+  write_lock& operator=(const write_lock&) = delete;
+  ~write_lock() { sqlite3_close(db_); }
+  void release() { REQUIRE(sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK); }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
 constexpr const char* select_record =
     "SELECT time_ms, request_id, key_fingerprint, departments, user_name, agent, provider, model,"
     " route_reason, http_status, prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd,"
@@ -381,9 +398,7 @@ TEST_CASE("ledger: a full ring drops and counts, and never blocks on a busy data
   REQUIRE(open_database(path));
   // Another connection holds the write lock, so the writer sits in busy_timeout while the
   // producer keeps submitting: the only thing that may happen to the producer is a drop.
-  sqlite3* blocker = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &blocker) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  write_lock blocker(path);
 
   ledger_options options{.flush_interval = 5ms, .ring_capacity = 8, .producers = 1};
   options.open.busy_timeout_ms = 10'000;
@@ -405,8 +420,7 @@ TEST_CASE("ledger: a full ring drops and counts, and never blocks on a busy data
   CHECK(l.stats().dropped == 92);
   CHECK(worst < 50ms);  // generous for sanitizers; really ~100 ns
 
-  REQUIRE(sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(blocker);
+  blocker.release();
   l.stop();
   const auto s = l.stats();
   CHECK(s.written == 12);
@@ -444,9 +458,7 @@ TEST_CASE("ledger: a backlog over max_backlog keeps the newest records, in order
   temp_dir dir;
   const auto path = dir.file("ledger.db");
   REQUIRE(open_database(path));
-  sqlite3* blocker = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &blocker) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  write_lock blocker(path);
 
   ledger_options options{.flush_interval = 5ms, .max_backlog = 12};
   options.open.busy_timeout_ms = 1;  // every commit fails fast while the blocker holds the lock
@@ -469,8 +481,7 @@ TEST_CASE("ledger: a backlog over max_backlog keeps the newest records, in order
   CHECK(l.stats().queued == 12);
   CHECK(l.stats().written == 0);
 
-  REQUIRE(sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(blocker);
+  blocker.release();
   REQUIRE(wait_until([&] { return l.stats().written == 12; }));
   l.stop();
   const auto s = l.stats();
