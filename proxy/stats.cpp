@@ -144,6 +144,10 @@ void render_metering(std::vector<MetricFamily>& families, const metering_view& m
     single("tollgate_ledger_dropped_total",
            "Ledger records lost: queue full, retry backlog full, or unwritable at shutdown.", MetricType::Counter,
            static_cast<double>(l->dropped));
+    single("tollgate_ledger_writer_takeovers_total",
+           "Times the ledger's idle-priority writer was starved of CPU with work waiting and its guard thread "
+           "took over the writing for a while.",
+           MetricType::Counter, static_cast<double>(l->writer_takeovers));
     single("tollgate_ledger_healthy", "1 while the ledger database is open and its last commit succeeded.",
            MetricType::Gauge, l->healthy ? 1 : 0);
   }

@@ -57,11 +57,14 @@ class spsc_ring {
     return depth == 0 ? 1 : depth;
   }
 
-  // Consumer only. Moves every published element into sink; returns how many.
+  // Consumer only. Moves every published element, or the first `limit` of them, into sink;
+  // returns how many. A consumer that must make room for them first asks size() and passes
+  // it as the limit, since the producer may publish more in between.
   template <typename Sink>
-  std::size_t drain(Sink&& sink) {
+  std::size_t drain(Sink&& sink, std::size_t limit = static_cast<std::size_t>(-1)) {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);
-    const std::uint64_t tail = tail_.load(std::memory_order_acquire);
+    const std::uint64_t published = tail_.load(std::memory_order_acquire);
+    const std::uint64_t tail = published - head > limit ? head + limit : published;
     for (std::uint64_t i = head; i != tail; ++i) sink(std::move(slots_[i & mask_]));
     head_.store(tail, std::memory_order_release);
     return static_cast<std::size_t>(tail - head);

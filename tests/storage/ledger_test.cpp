@@ -3,13 +3,18 @@
 #include "storage_fixture.hpp"
 
 #include <doctest/doctest.h>
+#include <sched.h>
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -404,8 +409,9 @@ TEST_CASE("ledger: a full ring drops and counts, and never blocks on a busy data
   options.open.busy_timeout_ms = 10'000;
   ledger l(path, options);
   for (int i = 0; i < 4; ++i) REQUIRE(l.submit(0, make_record(i)));
-  std::this_thread::sleep_for(200ms);  // the writer drains those 4 and blocks on the lock
+  std::this_thread::sleep_for(200ms);  // the writer takes those 4 and blocks on the lock
 
+  // Far faster than the guard empties the ring of 8 (every 5 ms, or when it is half full).
   int accepted = 0;
   int rejected = 0;
   auto worst = std::chrono::nanoseconds::zero();
@@ -415,18 +421,53 @@ TEST_CASE("ledger: a full ring drops and counts, and never blocks on a busy data
     worst = std::max(worst, std::chrono::steady_clock::now() - t0);
     (ok ? accepted : rejected)++;
   }
-  CHECK(accepted == 8);
-  CHECK(rejected == 92);
-  CHECK(l.stats().dropped == 92);
+  CHECK(accepted >= 8);
+  CHECK(rejected > 0);
+  CHECK(accepted + rejected == 100);
+  CHECK(l.stats().dropped == static_cast<std::uint64_t>(rejected));
   CHECK(worst < 50ms);  // generous for sanitizers; really ~100 ns
 
   blocker.release();
   l.stop();
   const auto s = l.stats();
-  CHECK(s.written == 12);
-  CHECK(s.dropped == 92);
-  CHECK(s.written + s.dropped == 104);
-  CHECK(scalar(path, "SELECT count(*) FROM requests") == 12);
+  CHECK(s.written == static_cast<std::uint64_t>(4 + accepted));
+  CHECK(s.dropped == static_cast<std::uint64_t>(rejected));
+  CHECK(scalar(path, "SELECT count(*) FROM requests") == 4 + accepted);
+}
+
+TEST_CASE("ledger: records keep arriving while the database is busy, up to max_backlog") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  REQUIRE(open_database(path));
+  write_lock blocker(path);
+  ledger_options options{.flush_interval = 5ms, .ring_capacity = 16, .producers = 1, .max_backlog = 100};
+  options.open.busy_timeout_ms = 10'000;
+  ledger l(path, options);
+  REQUIRE(l.submit(0, make_record(0)));
+  std::this_thread::sleep_for(200ms);  // the writer takes it and blocks on the lock
+  // The guard keeps moving records out of the ring while the writer is stuck, so 300 records
+  // get through a ring of 16; what the writer cannot take is held in memory up to
+  // max_backlog, and records beyond that are dropped and counted.
+  std::uint64_t refused = 0;
+  for (int i = 1; i < 300; ++i) {
+    REQUIRE(wait_until([&] {
+      if (l.submit(0, make_record(i))) return true;
+      ++refused;  // counted as a drop by the ledger too
+      std::this_thread::sleep_for(1ms);
+      return false;
+    }));
+  }
+  REQUIRE(wait_until([&] { return l.stats().dropped - refused >= 300 - 1 - 100; }));
+  CHECK(l.stats().queued <= 1 + 100);
+
+  blocker.release();
+  l.stop();
+  const auto s = l.stats();
+  CHECK(s.written + (s.dropped - refused) == 300);
+  CHECK(s.written >= 100);
+  CHECK(scalar(path, "SELECT count(*) FROM requests") == static_cast<std::int64_t>(s.written));
+  // Staging full refuses new records, as a full ring does: the first ones are all there.
+  CHECK(scalar(path, "SELECT count(*) FROM requests WHERE request_id IN ('req-0', 'req-1', 'req-100')") == 3);
 }
 
 TEST_CASE("ledger: an unwritable database is unhealthy, counted, and not a crash") {
@@ -557,4 +598,75 @@ TEST_CASE("ledger: concurrent producers, every record written exactly once") {
   CHECK(scalar(path, "SELECT count(*) FROM requests") == producers * per_producer);
   CHECK(scalar(path, "SELECT count(DISTINCT request_id) FROM requests") == producers * per_producer);
   CHECK(s.commits < s.written / 10);  // batched, not one transaction per record
+}
+
+namespace {
+
+// The scheduling policy (SCHED_*) of this process's thread called `name`, from field 41 of
+// /proc/self/task/<tid>/stat; -1 when there is no such thread.
+int policy_of_thread(const std::string& name) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string thread_name;
+    std::getline(comm, thread_name);
+    if (thread_name != name) continue;
+    std::ifstream stat_file(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // from field 3 on
+    std::string field;
+    for (int i = 3; i <= 41 && fields >> field; ++i) {
+    }
+    return std::stoi(field);
+  }
+  return -1;
+}
+
+// Confines the calling thread, and the threads it starts from now on, to the CPU it is on.
+class single_cpu {
+ public:
+  single_cpu() {
+    REQUIRE(::sched_getaffinity(0, sizeof saved_, &saved_) == 0);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(::sched_getcpu(), &one);
+    REQUIRE(::sched_setaffinity(0, sizeof one, &one) == 0);
+  }
+  single_cpu(const single_cpu&) = delete;
+  single_cpu& operator=(const single_cpu&) = delete;
+  ~single_cpu() { ::sched_setaffinity(0, sizeof saved_, &saved_); }
+
+ private:
+  cpu_set_t saved_;
+};
+
+}  // namespace
+
+TEST_CASE("ledger: the writer runs at idle priority; starved of CPU, its guard writes instead") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  single_cpu pinned;
+  ledger l(path, ledger_options{.flush_interval = 5ms, .ring_capacity = 8192, .max_backlog = 4000});
+  REQUIRE(wait_until([] { return policy_of_thread("tg-ledger-guard") == SCHED_BATCH; }));
+  CHECK(policy_of_thread("tg-ledger") == SCHED_IDLE);
+
+  // A normal-priority thread that never sleeps, on the one CPU the ledger's threads may use:
+  // an idle-priority thread there gets next to no CPU for as long as it spins.
+  std::atomic<bool> spin{true};
+  std::thread spinner([&spin] {
+    while (spin.load(std::memory_order_relaxed)) {
+    }
+  });
+  std::this_thread::sleep_for(50ms);  // the spinner has the CPU
+  // Milliseconds of writing, and over a quarter of max_backlog: the writer is falling behind.
+  constexpr int records = 3000;
+  for (int i = 0; i < records; ++i) REQUIRE(l.submit(0, make_record(i)));
+  const bool written = wait_until([&] { return l.stats().written == records; }, 20'000ms);
+  const auto s = l.stats();
+  spin.store(false, std::memory_order_relaxed);
+  spinner.join();
+  CHECK(written);
+  CHECK(s.writer_takeovers >= 1);
+  CHECK(s.dropped == 0);
+  l.stop();
+  CHECK(scalar(path, "SELECT count(*) FROM requests") == records);
 }

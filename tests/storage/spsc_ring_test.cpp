@@ -20,6 +20,20 @@ TEST_CASE("spsc_ring: capacity rounds up, full is refused, order is kept") {
   CHECK(ring.try_push(9) != 0);
 }
 
+TEST_CASE("spsc_ring: a limited drain takes the oldest and leaves the rest in order") {
+  spsc_ring<int> ring(8);
+  for (int i = 0; i < 6; ++i) REQUIRE(ring.try_push(i) != 0);
+  std::vector<int> out;
+  CHECK(ring.drain([&](int&& v) { out.push_back(v); }, 4) == 4);
+  CHECK(out == std::vector<int>{0, 1, 2, 3});
+  CHECK(ring.size() == 2);
+  for (int i = 6; i < 12; ++i) REQUIRE(ring.try_push(i) != 0);  // wraps around
+  CHECK(ring.try_push(12) == 0);
+  CHECK(ring.drain([&](int&& v) { out.push_back(v); }, 0) == 0);
+  CHECK(ring.drain([&](int&& v) { out.push_back(v); }, 100) == 8);
+  CHECK(out == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+}
+
 TEST_CASE("spsc_ring: the depth from half full up is exact after many wraps") {
   // Regression: a stale cached head made the depth look past half forever after the first
   // capacity's worth of pushes, so the ledger woke its writer on every submit.
