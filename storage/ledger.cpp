@@ -760,12 +760,12 @@ std::optional<thread_sample> sample_thread(int tid) noexcept {
 }  // namespace
 
 // Starved: the writer is falling behind (a quarter of max_backlog taken or staged for it, a
-// quarter second of records at 65,000/s) or a task waits on it, and over the last two checks it was
-// runnable yet got less than half of the time on a CPU. Merely waiting for a CPU is what an
-// idle-priority thread does on a busy machine, and it catches up in the gaps. A writer asleep
-// in busy_timeout or on the disk, or busy with a long query, is not starved either: taking
-// over could not make it go faster. Where /proc cannot tell, two checks in a row without a
-// step stand in for it.
+// quarter second of records at 65,000/s) or a task waits on it, and over the last two checks
+// it was runnable yet got less than half of the time on a CPU. Merely waiting for a CPU is
+// what an idle-priority thread does on a busy machine, and it catches up in the gaps. A
+// writer asleep in busy_timeout or on the disk, or busy with a long query, is not starved
+// either: taking over could not make it go faster. Where /proc cannot tell, two checks in a
+// row without a step stand in for it.
 bool ledger::starved_writer() noexcept {
   const std::uint64_t steps = steps_.load(std::memory_order_relaxed);
   const bool progressed = steps != seen_steps_;
