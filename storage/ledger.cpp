@@ -3,6 +3,7 @@
 #include "core/this_thread.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -26,6 +27,8 @@ constexpr std::size_t rows_per_slice = 256;
 // Batches the guard may stage for the writer before it keeps gathering into one: a backlog of
 // seconds at the guard's pace.
 constexpr std::size_t staged_batches = 64;
+constexpr std::size_t retained_pending = 8192;
+constexpr auto trim_interval = std::chrono::seconds(1);
 
 // The records of a batch reach SQLite as the rows of a virtual table that reads them in place,
 // so one INSERT ... SELECT writes the whole batch. Binding parameters instead cost more than a
@@ -588,6 +591,14 @@ void ledger::end_batch(bool committed) noexcept {
     pending_.clear();
     pending_dropped_ = 0;
     pending_size_.store(0, std::memory_order_relaxed);
+    if (pending_.capacity() > retained_pending) {
+      std::vector<detail::packed_record>().swap(pending_);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_trim_ >= trim_interval) {
+        last_trim_ = now;
+        ::malloc_trim(0);
+      }
+    }
   } else if (live_pending().size() > options_.max_backlog) {
     drop_pending(live_pending().size() - options_.max_backlog);
   }

@@ -195,6 +195,7 @@ class ledger {
     return std::span(pending_).subspan(pending_dropped_);
   }
   std::chrono::steady_clock::time_point last_open_attempt_{};
+  std::chrono::steady_clock::time_point last_trim_{};
 
   std::atomic<std::uint64_t> pending_size_{0};
   std::atomic<std::uint64_t> written_{0};
