@@ -670,3 +670,28 @@ TEST_CASE("ledger: the writer runs at idle priority; starved of CPU, its guard w
   l.stop();
   CHECK(scalar(path, "SELECT count(*) FROM requests") == records);
 }
+
+TEST_CASE("ledger: a query gets its answer while the writer is starved, whatever the flush interval") {
+  temp_dir dir;
+  const auto path = dir.file("ledger.db");
+  single_cpu pinned;
+  // The writer wakes for the query only; on its own it would not pass for a minute.
+  ledger l(path, ledger_options{.flush_interval = 60'000ms});
+  REQUIRE(wait_until([] { return policy_of_thread("tg-ledger") == SCHED_IDLE; }));
+  std::atomic<bool> spin{true};
+  std::thread spinner([&spin] {
+    while (spin.load(std::memory_order_relaxed)) {
+    }
+  });
+  std::this_thread::sleep_for(50ms);  // the spinner has the CPU
+  for (int i = 0; i < 10; ++i) REQUIRE(l.submit(0, make_record(i)));
+  awaited<rows_result> rows;
+  l.query_rows(100, 0, rows.callback());
+  const bool answered = rows.ready();
+  spin.store(false, std::memory_order_relaxed);
+  spinner.join();
+  REQUIRE(answered);
+  const auto r = rows.get(0ms);
+  CHECK(r.ok);
+  CHECK(r.rows.size() == 10);  // submitted before the query, so committed before it ran
+}
