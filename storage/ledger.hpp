@@ -71,14 +71,15 @@ struct ledger_stats {
 // That is not only about its own share: the scheduler counts a core that runs nothing but
 // idle-priority threads as free, so a thread woken by a loopback write goes there instead of
 // queueing on its waker's core while the other core idles; under a proxy's load that alone
-// was worth about 6% more requests/s. Idle priority can starve on a saturated machine, so a
+// was worth about 10% more requests/s. Idle priority can starve on a saturated machine, so a
 // guard thread at normal (batch) priority does the part that must never wait: it moves the
 // records out of the rings into batches for the writer (when the writer starts a pass, when a
 // ring is half full, at least every 100 ms, and between the steps of its own passes), so a
-// stalled writer never fills a ring. And when the writer falls behind (or a
-// task waits) while it is runnable but without a CPU, the guard takes the writing over for a
-// while (a second, doubling while the writer keeps starving). One of them writes at a time: the work
-// is done in steps (start a pass, insert a slice of rows, run the tasks) under role_mutex_.
+// stalled writer never fills a ring. And when the writer falls behind (or a task waits)
+// while it is runnable but without a CPU, the guard takes the writing over for a while (a
+// tenth of a second, doubling while the writer keeps starving). One of them writes at a time:
+// the work is done in steps (start a pass, insert a slice of rows, run the tasks) under
+// role_mutex_.
 //
 // The same writer also runs the rare operations that need the connection: policy writes,
 // audit rows and /stats queries. Any thread queues them (a mutex, not a ring: they are rare);
@@ -234,8 +235,8 @@ class ledger {
   std::string last_error_;
 
   std::mutex wake_mutex_;
-  std::condition_variable wake_;        // the writer, and the guard on duty
-  std::condition_variable guard_wake_;  // the guard: gather requests, stop()
+  std::condition_variable wake_;        // the writer: tasks, much staged, stop()
+  std::condition_variable guard_wake_;  // the guard: gather requests, tasks, stop()
   std::condition_variable gathered_;    // the writer waiting for a gather it asked for
   std::uint64_t gathers_requested_ = 0;  // guarded by wake_mutex_
   std::uint64_t gathers_done_ = 0;       // guarded by wake_mutex_
