@@ -240,6 +240,7 @@ class ledger {
   std::condition_variable gathered_;    // the writer waiting for a gather it asked for
   std::uint64_t gathers_requested_ = 0;  // guarded by wake_mutex_
   std::uint64_t gathers_done_ = 0;       // guarded by wake_mutex_
+  bool guard_gone_ = false;              // guarded by wake_mutex_
   std::atomic<bool> stop_requested_{false};  // set under wake_mutex_
   std::vector<std::unique_ptr<detail::ledger_task>> tasks_;    // guarded by wake_mutex_
   std::vector<std::unique_ptr<detail::ledger_task>> running_;  // writer role: this pass's

@@ -152,8 +152,13 @@ void ledger::request_gather() noexcept {
   std::unique_lock lock(wake_mutex_);
   const std::uint64_t ticket = ++gathers_requested_;
   guard_wake_.notify_one();
-  // Not cut short by stop(): the guard answers once more before it leaves.
-  gathered_.wait(lock, [this, ticket] { return gathers_done_ >= ticket; });
+  // Not cut short by stop(): the guard answers once more before it leaves. A request made
+  // after that, by a writer that started its pass just as stop() came, finds the guard gone:
+  // the rings have no other consumer then, so the writer gathers itself.
+  gathered_.wait(lock, [this, ticket] { return gathers_done_ >= ticket || guard_gone_; });
+  if (gathers_done_ >= ticket) return;
+  lock.unlock();
+  gather();
 }
 
 void ledger::take_staged() noexcept {
@@ -354,7 +359,12 @@ void ledger::guard_loop() noexcept {
       }
       gathered_.notify_all();
     }
-    if (stopping) return;
+    if (stopping) {
+      std::lock_guard lock(wake_mutex_);
+      guard_gone_ = true;
+      gathered_.notify_all();
+      return;
+    }
 
     const auto now = std::chrono::steady_clock::now();
     if (!guard_on_duty_) {
