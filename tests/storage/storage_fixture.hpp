@@ -116,4 +116,15 @@ class awaited {
   std::future<Result> future_ = state_->promise.get_future();
 };
 
+// Polls `predicate` until it holds or `limit` passes; true if it held.
+template <typename Predicate>
+bool wait_until(Predicate predicate, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return predicate();
+}
+
 }  // namespace tollgate::storage::testing
