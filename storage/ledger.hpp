@@ -224,7 +224,6 @@ class ledger {
   std::chrono::steady_clock::time_point duty_until_{};
   std::chrono::steady_clock::time_point duty_ended_{};
   std::chrono::milliseconds duty_{0};
-  bool duty_started_ = false;  // the guard has had the role since it went on duty
   std::uint64_t seen_steps_ = 0;
   bool seen_sample_ = false;  // seen_cpu_ns_ and seen_at_ hold the writer's last sample
   std::uint64_t seen_cpu_ns_ = 0;

@@ -241,6 +241,7 @@ constexpr auto takeover_wait = std::chrono::milliseconds(10);
 constexpr auto first_duty = std::chrono::milliseconds(100);
 constexpr auto retaken_within = std::chrono::seconds(1);
 constexpr auto longest_duty = std::chrono::seconds(32);
+constexpr auto not_started = std::chrono::steady_clock::time_point::max();
 
 // What the kernel says of thread `tid` of this process: its state letter ('R' running or
 // waiting for a CPU, 'S' asleep, 'D' in the disk...) and its CPU time so far in nanoseconds
@@ -371,8 +372,7 @@ void ledger::guard_loop() noexcept {
       if (!starved_writer()) continue;
       duty_ = now - duty_ended_ < retaken_within ? std::min<std::chrono::milliseconds>(duty_ * 2, longest_duty)
                                                 : std::chrono::milliseconds(first_duty);
-      duty_until_ = now + duty_;
-      duty_started_ = false;
+      duty_until_ = not_started;  // the duty's time starts once the guard has the role
       takeovers_.fetch_add(1, std::memory_order_relaxed);
       guard_on_duty_.store(true);
     } else if (now >= duty_until_) {
@@ -392,16 +392,9 @@ void ledger::guard_loop() noexcept {
                      wake_pending_.load(std::memory_order_relaxed);
     if (!due) continue;
     // The starved writer may be in the middle of a step: keep gathering while it finishes.
-    // The duty's time starts once the guard has the role.
     std::unique_lock role(role_mutex_, std::defer_lock);
-    if (!role.try_lock_for(takeover_wait)) {
-      duty_until_ = std::max(duty_until_, std::chrono::steady_clock::now() + takeover_wait);
-      continue;
-    }
-    if (!duty_started_) {
-      duty_started_ = true;
-      duty_until_ = std::chrono::steady_clock::now() + duty_;
-    }
+    if (!role.try_lock_for(takeover_wait)) continue;
+    if (duty_until_ == not_started) duty_until_ = std::chrono::steady_clock::now() + duty_;
     // A pass at full load is tens of milliseconds here, longer than a ring may go ungathered.
     // And unlike the writer, the guard is not preempted by a waking worker, so it makes way
     // between steps itself.
