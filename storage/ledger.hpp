@@ -210,6 +210,7 @@ class ledger {
   std::atomic<bool> wake_pending_{false};    // much is staged: write now
   std::atomic<std::uint64_t> steps_{0};      // steps taken, for the guard to see progress
   std::atomic<std::uint64_t> takeovers_{0};
+  std::atomic<std::int64_t> last_pass_end_ns_{0};  // steady_clock ticks at the last pass's end
   std::atomic<int> writer_tid_{0};           // the writer thread's kernel id, once it runs
 
   // Records on their way from the rings to pending_: the guard gathers them and stages them

@@ -220,6 +220,7 @@ bool ledger::step(bool gather_here) noexcept {
     case pass_phase::tasks:
       run_tasks();
       phase_ = pass_phase::start;
+      last_pass_end_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
       return false;
   }
   return false;
@@ -283,7 +284,7 @@ std::optional<thread_sample> sample_thread(int tid) noexcept {
 }  // namespace
 
 // Starved: the writer is falling behind (a quarter of max_backlog taken or staged for it, a
-// quarter second of records at 65,000/s) or a task waits on it, and over the last two checks
+// quarter second of records at 65,000/s; or any record overdue) or a task waits on it, and over the last two checks
 // it was runnable yet got less than half of the time on a CPU. Merely waiting for a CPU is
 // what an idle-priority thread does on a busy machine, and it catches up in the gaps. A
 // writer asleep in busy_timeout or on the disk, or busy with a long query, is not starved
@@ -293,10 +294,15 @@ bool ledger::starved_writer() noexcept {
   const std::uint64_t steps = steps_.load(std::memory_order_relaxed);
   const bool progressed = steps != seen_steps_;
   seen_steps_ = steps;
-  const bool waiting = tasks_queued_.load(std::memory_order_relaxed) != 0 ||
-                       pending_size_.load(std::memory_order_relaxed) + staged_size_.load(std::memory_order_relaxed) +
-                               gathered_size_.load(std::memory_order_relaxed) >=
-                           options_.max_backlog / 4;
+  const std::uint64_t backlog = pending_size_.load(std::memory_order_relaxed) +
+                                staged_size_.load(std::memory_order_relaxed) +
+                                gathered_size_.load(std::memory_order_relaxed);
+  // Overdue: records have waited two flush intervals past the last pass, which a crash
+  // would lose, however few.
+  const auto since_pass = std::chrono::steady_clock::now().time_since_epoch() -
+                          std::chrono::steady_clock::duration(last_pass_end_ns_.load(std::memory_order_relaxed));
+  const bool waiting = tasks_queued_.load(std::memory_order_relaxed) != 0 || backlog >= options_.max_backlog / 4 ||
+                       (backlog != 0 && since_pass > 2 * options_.flush_interval);
   const int tid = writer_tid_.load(std::memory_order_relaxed);
   const std::optional<thread_sample> sample = waiting && tid != 0 ? sample_thread(tid) : std::nullopt;
   const auto now = std::chrono::steady_clock::now();
